@@ -1,0 +1,60 @@
+// The StateMachine contract users implement, and the context it is applied with.
+
+import type { Cursor, Term } from "../primitives/cursor.ts";
+import type { LeadershipPreference } from "./leadership.ts";
+
+/** What `apply` may learn about where it is in the log. */
+export interface ApplyContext {
+  /** The group's commit position when this entry is applied. */
+  committed(): Cursor;
+  /** The position of the entry being applied (of the last entry, for a batch). */
+  logPosition(): Cursor;
+  /** The current term of this node. */
+  currentTerm(): Term;
+}
+
+/**
+ * How a lagging or new member catches up with the group's state. Part of the
+ * GroupId through its {@link StateSync.signature}, so all members agree on it.
+ */
+export interface StateSync {
+  /** A versioned name, e.g. `"mosaik/log-replay/v1"`; part of the GroupId. */
+  signature(): string;
+}
+
+/**
+ * A deterministic state machine replicated by a group.
+ *
+ * `C` is the command type, `Q` the query type, `R` the query result type; all
+ * must be CBOR-encodable (plain objects, arrays, strings, numbers, bigint,
+ * Uint8Array, Map, Set, booleans, null).
+ *
+ * Determinism is required: given the same commands in the same order, every
+ * member must reach the same state. Do not read clocks, randomness or the
+ * environment in `apply`; take such values as command fields.
+ */
+export interface StateMachine<C, Q, R> {
+  /** A versioned name for this machine (e.g. `"counter/v1"`); part of the GroupId. */
+  signature(): string;
+  /** Applies one committed command. Must be deterministic and must not throw for valid commands. */
+  apply(command: C, ctx: ApplyContext): void;
+  /** Applies several committed commands in order; used instead of `apply` when present. */
+  applyBatch?(commands: C[], ctx: ApplyContext): void;
+  /** Answers a read-only query against the current state. */
+  query(query: Q): R;
+  /** The state-sync strategy; default `new LogReplaySync()`. */
+  stateSync?(): StateSync;
+  /** How eagerly this node seeks leadership; default `LeadershipPreference.Normal`. */
+  leadershipPreference?(): LeadershipPreference;
+}
+
+/** Any state machine, for generic bounds. */
+// deno-lint-ignore no-explicit-any
+export type AnyStateMachine = StateMachine<any, any, any>;
+
+/** The command type of a state machine. */
+export type CommandOf<M> = M extends StateMachine<infer C, infer _Q, infer _R> ? C : never;
+/** The query type of a state machine. */
+export type QueryOf<M> = M extends StateMachine<infer _C, infer Q, infer _R> ? Q : never;
+/** The query result type of a state machine. */
+export type ResultOf<M> = M extends StateMachine<infer _C, infer _Q, infer R> ? R : never;

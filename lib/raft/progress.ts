@@ -1,0 +1,92 @@
+// The leader's view of one follower's replication: match/next index, probe or pipeline, in-flight window.
+
+import type { Index } from "../primitives/cursor.ts";
+
+/**
+ * Replication progress of one peer, kept by the leader.
+ *
+ * - `probe`: the leader does not know where the follower's log matches; it
+ *   sends one AppendEntries at a time and waits for the answer (or the next
+ *   heartbeat) before the next probe.
+ * - `replicate`: the follower matched; the leader pipelines up to `maxInflight`
+ *   AppendEntries, advancing `next` optimistically.
+ */
+export class Progress {
+  match: Index = 0;
+  next: Index;
+  state: "probe" | "replicate" = "probe";
+  /** In probe state: an AppendEntries was sent and not yet answered. */
+  probeSent = false;
+  /** Last index of each AppendEntries in flight (replicate state), ascending. */
+  inflight: Index[] = [];
+  /** Heard from since the last check-quorum round. */
+  recentActive = false;
+  /** Highest heartbeat sequence number the peer acknowledged (ReadIndex). */
+  ackedSeq = 0;
+
+  constructor(next: Index) {
+    this.next = next;
+  }
+
+  /** True when the leader should not send another AppendEntries now. */
+  isPaused(maxInflight: number): boolean {
+    return this.state === "probe" ? this.probeSent : this.inflight.length >= maxInflight;
+  }
+
+  becomeProbe(): void {
+    this.state = "probe";
+    this.probeSent = false;
+    this.inflight = [];
+    this.next = this.match + 1;
+  }
+
+  becomeReplicate(): void {
+    this.state = "replicate";
+    this.probeSent = false;
+    this.inflight = [];
+    this.next = this.match + 1;
+  }
+
+  /** Records that entries up to `last` were sent. */
+  sent(last: Index, count: number): void {
+    if (this.state === "replicate") {
+      if (count > 0) {
+        this.next = last + 1;
+        this.inflight.push(last);
+      }
+    } else {
+      this.probeSent = true;
+    }
+  }
+
+  /** A success up to `index`; returns true if it moved `match` forward. */
+  maybeUpdate(index: Index): boolean {
+    let updated = false;
+    if (index > this.match) {
+      this.match = index;
+      updated = true;
+      this.probeSent = false;
+    }
+    this.next = Math.max(this.next, index + 1);
+    while (this.inflight.length > 0 && this.inflight[0]! <= index) this.inflight.shift();
+    return updated;
+  }
+
+  /**
+   * A rejection of an AppendEntries whose prevLogIndex was `rejected`; `probeAt`
+   * is where the leader will probe next (from the follower's hint). Returns
+   * false when the rejection is stale.
+   */
+  maybeDecrTo(rejected: Index, probeAt: Index): boolean {
+    if (this.state === "replicate") {
+      if (rejected <= this.match) return false;
+      this.becomeProbe();
+      this.next = Math.max(Math.min(rejected, probeAt), this.match + 1);
+      return true;
+    }
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, probeAt), this.match + 1);
+    this.probeSent = false;
+    return true;
+  }
+}

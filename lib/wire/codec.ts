@@ -1,0 +1,501 @@
+// CBOR codec for plain data (commands, queries, results, messages): validation, cbor-x setup, a guarded decoder.
+//
+// Why the decoder scans before it decodes: cbor-x's tag handlers are global to
+// the module (so we cannot switch them off without changing them for every
+// other user of cbor-x in the process) and they do surprising things with
+// peer-sent tags — 0/1 build `Date`s, 27 calls the `RegExp`/`Error`
+// constructors (or `Object`, via `"constructor"`) with peer strings, 28/29
+// build shared references and cycles, 105/0xdfff define record structures
+// (compiled with `new Function` in the default build), 51/6 read packed-value
+// tables, 64–87 build typed arrays aliasing the input, any unknown tag
+// becomes a `Tag` object — and deep nesting overflows the stack. So `decode`
+// first walks the item headers without recursion and rejects anything our
+// encoder never produces: tags other than 2/3 (bignum), 258 (Set) and 259
+// (Map), indefinite lengths, simple values other than false/true/null/
+// undefined, nesting deeper than {@link MAX_DEPTH}, bignums longer than
+// {@link MAX_BIGINT_BYTES}, and lengths that run past the input. Only then
+// does cbor-x see the bytes, through a fresh `Decoder` with no record
+// structures, so nothing a peer sends survives into the next message.
+
+// Not the package root: on Deno and Bun that entry loads the optional native
+// string extractor (cbor-extract), built against Node's V8, and the first
+// decode of an item of 140 bytes or more that holds a string kills the process
+// (Deno: "undefined symbol: _ZN2v87Isolate10GetCurrentEv"; Bun: a panic).
+// The no-eval build is a separate bundled copy with its own module state: no
+// native code, no `new Function`, and immune to `addExtension` or the
+// extractor being installed by other code importing "cbor-x".
+import { Decoder, Encoder } from "cbor-x/index-no-eval";
+import { DecodeError, EncodingError } from "./errors.ts";
+
+/**
+ * Deepest nesting of arrays, objects, `Map`s and `Set`s that `encode` accepts
+ * and `decode` reads. It bounds the decoder's recursion, so a peer cannot
+ * overflow the stack.
+ */
+export const MAX_DEPTH = 256;
+
+/**
+ * Largest magnitude, in bytes, of a bigint outside the 64-bit range (8192
+ * bits). Decoding a bignum costs time quadratic in its length, so a peer must
+ * not be able to send a megabyte-long one.
+ */
+export const MAX_BIGINT_BYTES = 1024;
+
+const ENCODER_OPTIONS = {
+  // Records are cbor-x's private extension (tags 0xdfff/105) and need shared state.
+  useRecords: false,
+  // Uint8Array as a plain CBOR byte string, not tag 64.
+  tagUint8Array: false,
+  // Shortest map headers (cbor-x otherwise always writes a 16-bit count).
+  variableMapSize: true,
+} as const;
+
+const encoder = new Encoder({ ...ENCODER_OPTIONS });
+// cbor-x writes an integral number as a CBOR integer, and -0 is integral, so
+// it would come back as 0. Values holding a -0 go through an encoder that
+// writes every number as a float64 instead; they decode to the same numbers.
+const floatEncoder = new Encoder({ ...ENCODER_OPTIONS, alwaysUseFloat: true });
+
+const TWO_POW_64 = 1n << 64n;
+const BIGINT_LIMIT_BITS = BigInt(MAX_BIGINT_BYTES * 8);
+
+/** What validation learned about a value that encoding needs to know. @internal */
+export interface Inspection {
+  /** The value contains a -0 somewhere, which needs the float encoding. */
+  readonly negativeZero: boolean;
+}
+
+/**
+ * Checks that `value` is CBOR-encodable plain data: `null`, `undefined`,
+ * booleans, numbers, bigints (up to {@link MAX_BIGINT_BYTES} bytes of
+ * magnitude), well-formed strings, `Uint8Array`s, and — nested at most
+ * {@link MAX_DEPTH} deep, without cycles — dense arrays, plain objects
+ * (prototype `Object.prototype` or `null`, own enumerable data properties,
+ * string keys), `Map`s and `Set`s of those.
+ *
+ * Null-prototype objects decode as ordinary objects; a `Uint8Array` subclass
+ * such as Node's `Buffer` decodes as a `Uint8Array`.
+ *
+ * @param value the value to check
+ * @throws {EncodingError} naming the path (`$.a[2]`) of the first value that is not encodable
+ */
+export function assertEncodable(value: unknown): void {
+  inspect(value);
+}
+
+/**
+ * Validates `value` like {@link assertEncodable} and reports what encoding
+ * needs to know. @internal
+ *
+ * @throws {EncodingError} naming the path of the first value that is not encodable
+ */
+export function inspect(value: unknown): Inspection {
+  const state: InspectState = { negativeZero: false, ancestors: [] };
+  try {
+    check(value, state);
+  } catch (err) {
+    if (err instanceof Invalid) {
+      const segments = err.segments.reverse();
+      const path = "$" + segments.join("");
+      const reason = err.cycleDepth === undefined
+        ? err.reason
+        : `${err.reason} to ${"$" + segments.slice(0, err.cycleDepth).join("")}`;
+      throw new EncodingError(path, reason);
+    }
+    throw err;
+  }
+  return { negativeZero: state.negativeZero };
+}
+
+/**
+ * Encodes `value` as one CBOR item.
+ *
+ * Maps are written with tag 259 and Sets with tag 258 so they decode as `Map`
+ * and `Set`; plain objects decode as objects. Integers up to 2^32 in
+ * magnitude are CBOR integers, larger numbers are float64 and stay numbers;
+ * bigints are 64-bit CBOR integers or bignums (tags 2/3) and stay bigints.
+ *
+ * @param value plain data (see {@link assertEncodable})
+ * @returns a fresh buffer holding the encoding
+ * @throws {EncodingError} when `value` is not encodable, naming the path of the bad part
+ */
+export function encode(value: unknown): Uint8Array {
+  const view = encodeInspected(value, inspect(value));
+  const out = new Uint8Array(view.byteLength);
+  out.set(view);
+  return out;
+}
+
+/**
+ * Encodes a value already validated by {@link inspect}. The result is a view
+ * into cbor-x's shared output buffer: copy it before keeping it. @internal
+ *
+ * @throws {EncodingError} when cbor-x itself fails (e.g. output over its 4 GiB buffer limit)
+ */
+export function encodeInspected(value: unknown, inspection: Inspection): Uint8Array {
+  try {
+    return (inspection.negativeZero ? floatEncoder : encoder).encode(value);
+  } catch (err) {
+    throw new EncodingError("$", `cbor-x failed: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Decodes `bytes`, which must hold exactly one CBOR item (a frame's payload,
+ * a stored entry).
+ *
+ * Only what {@link encode} produces is accepted; every other tag (dates,
+ * regular expressions, errors, typed arrays, shared references, cbor-x
+ * records) is rejected before anything is built. A map key `"__proto__"` is
+ * stored by cbor-x as `"__proto_"`, so decoding never touches a prototype.
+ * Byte strings are copied out, so the result never aliases `bytes`.
+ *
+ * @param bytes the encoding
+ * @returns the decoded value
+ * @throws {DecodeError} when `bytes` is empty, malformed, truncated, followed by trailing bytes, or uses anything `encode` does not produce
+ * @throws {TypeError} when `bytes` is not a `Uint8Array`
+ */
+export function decode(bytes: Uint8Array): unknown {
+  requireBytes(bytes);
+  const end = scanItem(bytes, 0);
+  if (end !== bytes.length) {
+    throw new DecodeError(
+      `Cannot decode value: ${bytes.length - end} trailing bytes after the CBOR item`,
+    );
+  }
+  return decodeRange(bytes, end);
+}
+
+/**
+ * Decodes the first CBOR item in `bytes` and says where it ends, for inputs
+ * that hold several items back to back. Accepts the same items as
+ * {@link decode}.
+ *
+ * @param bytes starts with the encoding; anything after it is left alone
+ * @returns the decoded value and the length of its encoding in bytes
+ * @throws {DecodeError} when the first item is malformed, truncated or uses anything `encode` does not produce
+ * @throws {TypeError} when `bytes` is not a `Uint8Array`
+ */
+export function decodePrefix(bytes: Uint8Array): { value: unknown; length: number } {
+  requireBytes(bytes);
+  const end = scanItem(bytes, 0);
+  return { value: decodeRange(bytes, end), length: end };
+}
+
+function requireBytes(bytes: unknown): asserts bytes is Uint8Array {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new TypeError("Cannot decode value: input is not a Uint8Array");
+  }
+}
+
+function decodeRange(bytes: Uint8Array, end: number): unknown {
+  // A fresh plain view: cbor-x caches a DataView on its input object, and a
+  // Buffer input would make byte strings come back as Buffers.
+  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, end);
+  try {
+    // A fresh decoder per item: no record structures or flags carry over.
+    return new Decoder({ useRecords: false, copyBuffers: true }).decode(view);
+  } catch (err) {
+    throw new DecodeError(`Cannot decode value: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+
+interface InspectState {
+  negativeZero: boolean;
+  /** Containers enclosing the value being checked, outermost first. */
+  readonly ancestors: object[];
+}
+
+/** Thrown inside `check`; each level adds its path segment while unwinding. */
+class Invalid {
+  readonly reason: string;
+  /** Path segments, innermost first. */
+  readonly segments: string[] = [];
+  /** For a cycle: how many segments lead to the container referred back to. */
+  readonly cycleDepth: number | undefined;
+
+  constructor(reason: string, cycleDepth?: number) {
+    this.reason = reason;
+    this.cycleDepth = cycleDepth;
+  }
+
+  /** Adds the segment of the key that holds the bad value (for errors about a key itself). */
+  withSegment(segment: string): this {
+    this.segments.push(segment);
+    return this;
+  }
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+function keySegment(key: string): string {
+  // `.__proto__` would read as the accessor, not the own property.
+  return IDENTIFIER.test(key) && key !== "__proto__" ? `.${key}` : `[${JSON.stringify(key)}]`;
+}
+
+function mapKeyLabel(key: unknown): string | undefined {
+  switch (typeof key) {
+    case "string":
+      return JSON.stringify(key);
+    case "number":
+      return Object.is(key, -0) ? "-0" : String(key);
+    case "bigint":
+      return `${key}n`;
+    case "boolean":
+    case "undefined":
+      return String(key);
+    default:
+      return key === null ? "null" : undefined;
+  }
+}
+
+/** Adds `segment` to an `Invalid` passing through; path strings are only built on failure. */
+function via(err: unknown, segment: string): unknown {
+  if (err instanceof Invalid) err.segments.push(segment);
+  return err;
+}
+
+function check(value: unknown, state: InspectState): void {
+  switch (typeof value) {
+    case "undefined":
+    case "boolean":
+      return;
+    case "number":
+      if (value === 0 && 1 / value < 0) state.negativeZero = true;
+      return;
+    case "string":
+      if (!value.isWellFormed()) {
+        throw new Invalid("a string with a lone surrogate does not round-trip through UTF-8");
+      }
+      return;
+    case "bigint":
+      if (value >= TWO_POW_64 || value < -TWO_POW_64) {
+        const magnitude = value >= 0n ? value : -1n - value;
+        if (magnitude >> BIGINT_LIMIT_BITS !== 0n) {
+          throw new Invalid(`a bigint longer than ${MAX_BIGINT_BYTES} bytes is not encodable`);
+        }
+      }
+      return;
+    case "function":
+      throw new Invalid("a function is not CBOR-encodable");
+    case "symbol":
+      throw new Invalid("a symbol is not CBOR-encodable");
+    case "object":
+      if (value === null) return;
+      if (value instanceof Uint8Array) return;
+      checkContainer(value, state);
+      return;
+  }
+}
+
+function checkContainer(value: object, state: InspectState): void {
+  const ancestors = state.ancestors;
+  // Linear in the depth, which real data keeps small; the limit caps it anyway.
+  const at = ancestors.indexOf(value);
+  if (at >= 0) throw new Invalid("a cyclic reference", at);
+  if (ancestors.length >= MAX_DEPTH) {
+    throw new Invalid(`nesting deeper than ${MAX_DEPTH} levels is not encodable`);
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  ancestors.push(value);
+  try {
+    if (proto === Array.prototype) checkArray(value as unknown[], state);
+    else if (proto === Object.prototype || proto === null) checkObject(value, state);
+    else if (proto === Map.prototype) checkMap(value as Map<unknown, unknown>, state);
+    else if (proto === Set.prototype) checkSet(value as Set<unknown>, state);
+    else throw new Invalid(whyNotPlain(value, proto));
+  } finally {
+    ancestors.pop();
+  }
+}
+
+function checkArray(value: unknown[], state: InspectState): void {
+  for (let i = 0; i < value.length; i++) {
+    if (!(i in value)) {
+      // cbor-x would write `undefined`, which does not decode as a hole.
+      throw new Invalid("a sparse array (hole) is not encodable").withSegment(`[${i}]`);
+    }
+    try {
+      check(value[i], state);
+    } catch (err) {
+      throw via(err, `[${i}]`);
+    }
+  }
+}
+
+function checkObject(value: object, state: InspectState): void {
+  for (const key of Reflect.ownKeys(value)) {
+    if (typeof key === "symbol") {
+      throw new Invalid(`a symbol-keyed property (${String(key)}) is not encodable`);
+    }
+    const desc = Object.getOwnPropertyDescriptor(value, key);
+    if (desc === undefined) continue; // removed by a proxy between the two calls
+    let problem: string | undefined;
+    if (key === "__proto__") {
+      problem = 'the key "__proto__" does not round-trip (cbor-x renames it)';
+    } else if (!desc.enumerable) problem = "a non-enumerable property is not encodable";
+    else if (!("value" in desc)) problem = "an accessor property (getter/setter) is not encodable";
+    if (problem !== undefined) throw new Invalid(problem).withSegment(keySegment(key));
+    try {
+      check(desc.value, state);
+    } catch (err) {
+      throw via(err, keySegment(key));
+    }
+  }
+}
+
+function checkMap(value: Map<unknown, unknown>, state: InspectState): void {
+  let i = 0;
+  for (const [key, entry] of value) {
+    try {
+      check(key, state);
+    } catch (err) {
+      throw via(err, `.keys()[${i}]`);
+    }
+    try {
+      check(entry, state);
+    } catch (err) {
+      const label = mapKeyLabel(key);
+      throw via(err, label === undefined ? `.entries()[${i}][1]` : `.get(${label})`);
+    }
+    i++;
+  }
+}
+
+function checkSet(value: Set<unknown>, state: InspectState): void {
+  let i = 0;
+  for (const element of value) {
+    try {
+      check(element, state);
+    } catch (err) {
+      throw via(err, `.values()[${i}]`);
+    }
+    i++;
+  }
+}
+
+function whyNotPlain(value: object, proto: unknown): string {
+  try {
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+      const name = Object.prototype.toString.call(value).slice(8, -1);
+      return `an instance of ${name} is not CBOR-encodable (use a Uint8Array for bytes)`;
+    }
+    const ctor: unknown = proto !== null && typeof proto === "object"
+      ? Object.getOwnPropertyDescriptor(proto, "constructor")?.value
+      : undefined;
+    if (typeof ctor === "function" && ctor.name !== "") {
+      return `an instance of ${ctor.name} is not CBOR-encodable`;
+    }
+  } catch {
+    // An exotic object (e.g. a revoked proxy): fall through to the generic description.
+  }
+  return "an object with a non-plain prototype is not CBOR-encodable";
+}
+
+// ---------------------------------------------------------------------------
+// Pre-decode scan
+
+const TAG_CONTENT = new Map<number, { major: number; what: string }>([
+  [2, { major: 2, what: "a byte string" }],
+  [3, { major: 2, what: "a byte string" }],
+  [258, { major: 4, what: "an array" }],
+  [259, { major: 5, what: "a map" }],
+]);
+
+function malformed(detail: string): DecodeError {
+  return new DecodeError(`Cannot decode value: ${detail}`);
+}
+
+function truncated(): DecodeError {
+  return malformed("input ends inside a CBOR item");
+}
+
+/**
+ * Walks the headers of the CBOR item starting at `start` without recursion
+ * and returns where it ends; throws for anything `decode` must not pass to
+ * cbor-x.
+ */
+function scanItem(bytes: Uint8Array, start: number): number {
+  const end = bytes.length;
+  let pos = start;
+  // Items still to read in each open container; entry 0 is the top level.
+  const remaining: number[] = [1];
+  let expectedTag = -1;
+  while (remaining.length > 0) {
+    if (pos >= end) throw truncated();
+    const initial = bytes[pos++]!;
+    const major = initial >> 5;
+    const info = initial & 0x1f;
+    let arg: number;
+    if (info < 24) {
+      arg = info;
+    } else if (info < 28) {
+      const size = 1 << (info - 24);
+      if (end - pos < size) throw truncated();
+      arg = 0;
+      // Above 2^53 precision is lost, but such an argument is only compared
+      // against lengths and tag numbers that are far smaller.
+      for (let i = 0; i < size; i++) arg = arg * 256 + bytes[pos + i]!;
+      pos += size;
+    } else if (info === 31) {
+      throw malformed(
+        major >= 2 && major <= 5
+          ? "indefinite-length items are not supported"
+          : `unexpected break or indefinite marker 0x${initial.toString(16)}`,
+      );
+    } else {
+      throw malformed(`reserved initial byte 0x${initial.toString(16)}`);
+    }
+
+    if (expectedTag !== -1) {
+      const content = TAG_CONTENT.get(expectedTag)!;
+      if (major !== content.major) {
+        throw malformed(`CBOR tag ${expectedTag} must enclose ${content.what}`);
+      }
+      if (major === 2 && arg > MAX_BIGINT_BYTES) {
+        throw malformed(`bignum of ${arg} bytes exceeds the limit of ${MAX_BIGINT_BYTES}`);
+      }
+      expectedTag = -1;
+    }
+
+    let children = 0;
+    switch (major) {
+      case 0:
+      case 1:
+        break;
+      case 2:
+      case 3:
+        if (arg > end - pos) throw truncated();
+        pos += arg;
+        break;
+      case 4:
+      case 5:
+        children = major === 4 ? arg : arg * 2;
+        // Every item takes at least one byte, so a count beyond the input is a lie.
+        if (children > end - pos) throw truncated();
+        if (remaining.length > MAX_DEPTH) {
+          throw malformed(`nesting deeper than ${MAX_DEPTH} levels`);
+        }
+        break;
+      case 6:
+        if (!TAG_CONTENT.has(arg)) throw malformed(`unsupported CBOR tag ${arg}`);
+        expectedTag = arg;
+        // A tag and its content are one item: count it when the content is read.
+        continue;
+      default: // 7: floats and simple values
+        if (info < 20 || info === 24) throw malformed(`unsupported simple value ${arg}`);
+    }
+
+    remaining[remaining.length - 1]!--;
+    if (children > 0) remaining.push(children);
+    while (remaining.length > 0 && remaining[remaining.length - 1] === 0) remaining.pop();
+  }
+  return pos;
+}

@@ -1,0 +1,52 @@
+// The wire layer's public API: CBOR codec, length-prefixed frames, the log entry codec, wire errors.
+
+/**
+ * How mosaik puts data on the wire and in stores (DESIGN §6): plain data as
+ * CBOR (cbor-x, records off, bigint-safe, a guarded decoder), messages in
+ * frames of `u32 big-endian length ‖ payload` with a size limit, and the
+ * entry codec stores use for log entries.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessage, encodeMessage, FrameDecoder } from "./mod.ts";
+ *
+ * const bytes = encodeMessage({ term: 3, votes: new Set(["a", "b"]), big: 2n ** 70n });
+ * const decoder = new FrameDecoder();
+ * for (const payload of decoder.push(bytes)) console.log(payload.byteLength);
+ * decoder.finish();
+ * console.log(decodeMessage(bytes));
+ * ```
+ *
+ * @module
+ */
+
+export {
+  DecodeError,
+  EncodingError,
+  FrameTooLargeError,
+  PROTOCOL_VIOLATION,
+  TruncatedFrameError,
+  WireError,
+  type WireErrorCode,
+} from "./errors.ts";
+export {
+  assertEncodable,
+  decode,
+  decodePrefix,
+  encode,
+  MAX_BIGINT_BYTES,
+  MAX_DEPTH,
+} from "./codec.ts";
+export {
+  decodeMessage,
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeFrame,
+  encodeMessage,
+  FRAME_HEADER_SIZE,
+  FrameDecoder,
+  type FrameOptions,
+  readFrames,
+  type ReadFramesOptions,
+  writeFrame,
+} from "./framing.ts";
+export { decodeEntry, encodeEntry } from "./entry.ts";

@@ -1,0 +1,67 @@
+/**
+ * mosaik for Deno and Bun: trusted processes that share a {@link GroupKey}
+ * find each other, elect a leader and replicate a log of commands into a
+ * {@link StateMachine} — Raft, with failover, without running etcd.
+ *
+ * This module re-exports the stable public API only. Runtime-specific pieces
+ * live behind subpaths (`storage/deno_kv.ts`, `storage/bun_sqlite.ts`,
+ * `transport/*`).
+ *
+ * @example
+ * ```ts
+ * import { ConsensusConfig, deriveGroupId, GroupKey, LogReplaySync, NoOp } from "./mod.ts";
+ *
+ * const key = GroupKey.generate();                 // share it with every member
+ * const config = ConsensusConfig.default();        // the seed's defaults
+ * const id = deriveGroupId(key, config, new NoOp(), new LogReplaySync());
+ * console.log(`group ${id}`);                      // short hex; the key is never printed
+ * ```
+ *
+ * @module
+ */
+
+export {
+  Cursor,
+  Digest,
+  GroupId,
+  type Index,
+  IndexRange,
+  NetworkId,
+  PeerId,
+  type Term,
+  UniqueId,
+} from "./lib/primitives/mod.ts";
+
+export { GroupKey } from "./lib/groups/key.ts";
+export {
+  CONSENSUS_DEFAULTS,
+  ConsensusConfig,
+  ConsensusConfigBuilder,
+  type ConsensusParameters,
+  DEFAULT_DEAD_MEMBER_TIMEOUT,
+} from "./lib/groups/config.ts";
+export { deriveGroupId } from "./lib/groups/group_id.ts";
+
+export type {
+  AnyStateMachine,
+  ApplyContext,
+  CommandOf,
+  QueryOf,
+  ResultOf,
+  StateMachine,
+  StateSync,
+} from "./lib/machine/state_machine.ts";
+export { LeadershipPreference } from "./lib/machine/leadership.ts";
+export { NoOp } from "./lib/machine/noop.ts";
+export { type LogReplayOptions, LogReplaySync } from "./lib/machine/log_replay.ts";
+
+export {
+  type HardState,
+  type LogEntry,
+  type Storage,
+  SystemEntry,
+  type SystemEntryBody,
+} from "./storage/types.ts";
+export { InMemoryLogStore } from "./storage/memory.ts";
+export { decodeEntry, encodeEntry } from "./lib/wire/entry.ts";
+export { EncodingError } from "./lib/wire/errors.ts";
