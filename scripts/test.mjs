@@ -27,8 +27,9 @@ delete env.FORCE_COLOR;
 
 function ensureInstalled() {
   if (existsSync(bin("deno")) && existsSync(bin("bun"))) return;
-  const lock = existsSync(join(root, "package-lock.json"));
-  const cmd = lock ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"];
+  // `npm install`, not `npm ci`: cbor-extract names optional platform packages the
+  // registry does not serve, which `npm ci` treats as a lock-file mismatch.
+  const cmd = ["install", "--no-audit", "--no-fund"];
   console.log(`node_modules missing: npm ${cmd.join(" ")}`);
   const r = spawnSync("npm", cmd, { cwd: root, stdio: "inherit", env });
   if (r.status !== 0) {
