@@ -63,10 +63,13 @@ function run(label, cmd, cmdArgs) {
   });
 }
 
+// deno-lint-ignore no-control-regex
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
 function parseDeno(output) {
-  const m = stripAnsi(output).match(/^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/m);
+  const m = stripAnsi(output).match(
+    /^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/m,
+  );
   return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
 }
 
