@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * import { ConsensusConfig, deriveGroupId, GroupKey, LogReplaySync, NoOp } from "./mod.ts";
+ * import { ConsensusConfig, deriveGroupId, GroupKey, LogReplaySync, NoOp } from "@mosaik/mosaik";
  *
  * const key = GroupKey.generate();                 // share it with every member
  * const config = ConsensusConfig.default();        // the seed's defaults

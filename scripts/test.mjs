@@ -94,7 +94,9 @@ if (runChecks) {
       [
         "check",
         "--quiet",
-        ...["mod.ts", "tests/", "bench/", "examples/"].filter((p) => existsSync(join(root, p))),
+        "--doc",
+        ...["mod.ts", "lib/", "storage/", "transport/", "tests/", "bench/", "examples/"]
+          .filter((p) => existsSync(join(root, p))),
       ],
     ],
     ["lint", bin("deno"), ["lint", "--quiet"]],

@@ -86,7 +86,7 @@ type Draft = { -readonly [K in keyof ConsensusParameters]: number } & {
  *
  * @example
  * ```ts
- * import { ConsensusConfig } from "./mod.ts";
+ * import { ConsensusConfig } from "@mosaik/mosaik";
  * const c = ConsensusConfig.builder().withElectionTimeout(3000).build();
  * const reluctant = c.deprioritizeLeadership(); // × 3, same GroupId
  * console.log(reluctant.effectiveElectionTimeout()); // 9000

@@ -29,7 +29,7 @@ const FINGERPRINT_DOMAIN = utf8("mosaik/group-key/fingerprint/v1");
  *
  * @example
  * ```ts
- * import { GroupKey } from "./mod.ts";
+ * import { GroupKey } from "@mosaik/mosaik";
  * const key = GroupKey.generate();
  * const same = GroupKey.parse(key.toHex());
  * console.log(key.equals(same)); // true
