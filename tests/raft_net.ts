@@ -48,6 +48,11 @@ export type CoreFactory = (config: RaftConfig, init: RaftInit) => RaftCore;
 export class TestNet {
   readonly nodes = new Map<NodeId, TestNode>();
   queue: RaftMessage[] = [];
+  /** When set, storage reads (`Ready.fetch`) are answered at the node's next tick, as by an async store. */
+  deferFetches = false;
+  /** Every fetch range requested, per node, in order. */
+  readonly fetchLog = new Map<NodeId, { start: number; end: number }[]>();
+  #deferred = new Map<NodeId, { start: number; end: number }[]>();
   /** Directed links that drop messages: "from->to". */
   readonly blocked = new Set<string>();
   delivered = 0;
@@ -129,7 +134,14 @@ export class TestNet {
       n.readStates.push(...rd.readStates);
       n.dropped.push(...rd.droppedReads);
       n.core.advance(rd);
-      for (const r of rd.fetch) n.core.provideEntries(n.store.getRange(r.start, r.end));
+      const log = this.fetchLog.get(id) ?? [];
+      log.push(...rd.fetch);
+      this.fetchLog.set(id, log);
+      if (this.deferFetches) {
+        this.#deferred.set(id, [...(this.#deferred.get(id) ?? []), ...rd.fetch]);
+      } else {
+        for (const r of rd.fetch) n.core.provideEntries(n.store.getRange(r.start, r.end));
+      }
       n.core.assertInvariants();
     }
   }
@@ -140,6 +152,10 @@ export class TestNet {
 
   tick(id: NodeId, times = 1): void {
     for (let i = 0; i < times; i++) {
+      const due = this.#deferred.get(id) ?? [];
+      this.#deferred.delete(id);
+      const n = this.node(id);
+      for (const r of due) n.core.provideEntries(n.store.getRange(r.start, r.end));
       this.core(id).tick();
       this.process(id);
     }

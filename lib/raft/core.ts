@@ -99,7 +99,10 @@ export class RaftCore {
   #events: RaftEvent[] = [];
   #readStates: ReadState[] = [];
   #droppedReads: string[] = [];
+  /** Fetch requests not yet handed out in a Ready. */
   #fetch = new Map<Index, IndexRange>();
+  /** Fetch requests handed out and not yet provided: never asked for twice. */
+  #fetchInFlight = new Map<Index, IndexRange>();
   #resetPending = false;
 
   // invariant bookkeeping (tests)
@@ -399,9 +402,17 @@ export class RaftCore {
 
   /** Accepts entries the driver fetched from storage after a `Ready.fetch` request. */
   provideEntries(entries: readonly LogEntry<unknown>[]): void {
-    for (const e of entries) this.#fetch.delete(e.index);
+    if (entries.length === 0) return;
+    const first = entries[0]!.index;
+    const last = entries[entries.length - 1]!.index;
+    for (const [start, r] of this.#fetchInFlight) {
+      if (r.start <= last && r.end >= first) this.#fetchInFlight.delete(start);
+    }
     if (this.log.provide(entries) === 0 || this.role !== "leader") return;
-    for (const peer of this.#progress.keys()) if (peer !== this.id) this.#sendAppend(peer);
+    // only peers waiting for these entries
+    for (const [peer, pr] of this.#progress) {
+      if (peer !== this.id && pr.next >= first && pr.next <= last) this.#sendAppends(peer);
+    }
   }
 
   // ---- outputs ---------------------------------------------------------------------------
@@ -446,6 +457,7 @@ export class RaftCore {
     this.#events = [];
     this.#readStates = [];
     this.#droppedReads = [];
+    for (const [start, r] of this.#fetch) this.#fetchInFlight.set(start, r);
     this.#fetch.clear();
     return out;
   }
@@ -496,6 +508,7 @@ export class RaftCore {
     this.#abortTransfer();
     if (wasLeader) this.#dropAllReads();
     this.#progress.clear();
+    this.#fetchInFlight.clear();
     this.#setHandler(new Follower(this));
     this.#setLeader(leader);
     this.#electionElapsed = 0;
@@ -617,6 +630,8 @@ export class RaftCore {
         return;
       }
       for (const [id, pr] of this.#progress) if (id !== this.id) pr.recentActive = false;
+      // a fetch the driver never answered (storage error) may be asked for again
+      this.#fetchInFlight.clear();
     }
     if (this.#transferTarget !== undefined && ++this.#transferElapsed >= this.#cfg.electionTicks) {
       this.#abortTransfer();
@@ -986,8 +1001,12 @@ export class RaftCore {
         this.#sizeOf,
       );
       if (got === undefined) {
-        const end = Math.min(pr.next + this.#cfg.maxEntriesPerMessage - 1, this.log.lastIndex);
-        this.#fetch.set(pr.next, { start: pr.next, end });
+        const pending = [...this.#fetch.values(), ...this.#fetchInFlight.values()]
+          .some((r) => r.start <= pr.next && r.end >= pr.next);
+        if (!pending) {
+          const end = Math.min(pr.next + this.#cfg.maxEntriesPerMessage - 1, this.log.lastIndex);
+          this.#fetch.set(pr.next, { start: pr.next, end });
+        }
         return false;
       }
       entries = got;

@@ -291,15 +291,16 @@ export class RaftLog {
     );
   }
 
-  /** Keeps fetched entries that still belong to the log. */
+  /** Keeps fetched entries that still belong to the log; returns how many it did not hold yet. */
   provide(entries: readonly LogEntry<unknown>[]): number {
     let added = 0;
     for (const e of entries) {
       if (this.termAt(e.index) !== e.term || e.index <= this.#prefix.index) continue;
       if (e.index >= this.#cacheStart) continue;
-      this.#fetched.delete(e.index);
+      // re-inserting refreshes its place in the eviction order, but only new entries count
+      const had = this.#fetched.delete(e.index);
       this.#fetched.set(e.index, e);
-      added++;
+      if (!had) added++;
     }
     while (this.#fetched.size > this.#fetchedLimit) {
       const oldest = this.#fetched.keys().next().value as Index;
