@@ -34,7 +34,11 @@ export interface DialTarget {
   readonly serverName: string;
 }
 
-/** Why and by whom a connection was closed. */
+/**
+ * Why and by whom a connection was closed. A connection lost without a close
+ * frame (idle timeout, network error, transport shut down) reports code 0,
+ * `remote: true` and the error text as `reason`.
+ */
 export interface CloseInfo {
   /** Application close code (DESIGN.md §5 codes, e.g. 400 protocol violation); 0 for a normal close. */
   readonly code: number;
@@ -47,6 +51,14 @@ export interface CloseInfo {
  * A bidirectional byte stream. `readable` ends when the peer finishes its side;
  * `writable` applies backpressure (its `ready` promise waits while the peer
  * is slow), so a fast writer cannot grow memory without bound.
+ *
+ * Runtime limits, measured: Deno's QUIC cannot send RESET_STREAM, so after
+ * `reset()` on Deno the peer sees a clean end of stream (the library closes
+ * the whole connection with a code after a protocol violation, so nothing
+ * depends on the reset itself). Bun's `node:quic` grants flow credit when data
+ * arrives, not when it is read, so a Bun reader cannot slow a sender down; the
+ * bun_quic adapter resets a stream whose reader falls `maxUnreadBytes`
+ * (64 MiB) behind, which keeps memory bounded.
  */
 export interface Stream {
   readonly readable: ReadableStream<Uint8Array>;
