@@ -1,4 +1,4 @@
-// Linearizability checker for client histories recorded by the cluster simulator (WGL search with memoisation, after Porcupine).
+// Linearizability checker for the simulator's client histories: WGL search with memoisation.
 
 /**
  * One client operation in a history, stamped with the virtual times at which
@@ -52,8 +52,10 @@ export interface Model<S, I, O> {
   /** Human-readable text for a state, used in explanations (defaults to `hash`). */
   describeState?(state: S): string;
   /**
-   * True when the operation never changes the state. Such operations that
-   * never returned constrain nothing and are dropped before the search.
+   * True when the operation leaves every state unchanged. Pending ones then
+   * constrain nothing and are dropped; completed ones are placed as soon as
+   * they are legal, without branching. Must be exact: `true` for an
+   * operation that can change the state may report false violations.
    */
   readOnly?(input: I): boolean;
 }
@@ -71,7 +73,8 @@ export type CheckResult =
 export interface CheckOptions {
   /**
    * Search steps allowed per partition before giving up with `unknown`
-   * (default {@link DEFAULT_MAX_STEPS}).
+   * (default {@link DEFAULT_MAX_STEPS}). A step is one look at one event of
+   * the history; memory grows with the steps taken.
    */
   maxSteps?: number;
 }
@@ -122,7 +125,7 @@ export function checkLinearizability<S, I, O>(
   let unknown: string | undefined;
   for (let i = 0; i < partitions.length; i++) {
     const ops = partitions[i] ?? [];
-    const outcome = search(model, ops, maxSteps);
+    const outcome = decide(model, ops, maxSteps);
     if (outcome.kind === "illegal") {
       return { kind: "illegal", partition: i, explanation: explain(model, ops, i, outcome.prefix) };
     }
@@ -149,7 +152,78 @@ function validate<I, O>(op: Operation<I, O>, index: number): void {
   }
 }
 
-type SearchOutcome = { kind: "ok" } | { kind: "illegal"; prefix: number[] } | { kind: "unknown" };
+type Decision = { kind: "ok" } | { kind: "illegal"; prefix: number[] } | { kind: "unknown" };
+
+/** `capped`: the failure may be due to the limit on pending operations rather than the history. */
+type SearchOutcome = { kind: "ok" } | { kind: "illegal"; prefix: number[]; capped: boolean };
+
+/** Search steps one search runs before the next gets a turn. */
+const SLICE = 256;
+
+/** Steps a search may still take before it must yield. */
+interface Allowance {
+  left: number;
+}
+
+/**
+ * Decides one partition by running three searches in turns, `SLICE` steps
+ * at a time, until one finishes or `maxSteps` are spent between them. All
+ * are complete, so whichever finishes first is right; they differ only in
+ * how they treat pending operations, and each is fast where another can be
+ * exponential:
+ *  - eager (WGL's call order): a pending operation that took effect is
+ *    placed where it was called, which is usually close to where it is
+ *    observed. But one that never took effect is then placed first at every
+ *    later window, and for a non-idempotent operation (append) the search
+ *    tries every subset of such operations before the one without them.
+ *  - lazy: stale pending operations are tried last. Fast when pending
+ *    operations that took effect were observed soon after their call.
+ *  - bounded: lazy, with at most 0, 1, 2, 4, … pending operations
+ *    linearized, a new search for each bound, until one succeeds or fails
+ *    without the bound getting in its way. Fast when few pending operations
+ *    took effect, as when one client keeps timing out against a deposed
+ *    leader while others make progress.
+ */
+function decide<S, I, O>(
+  model: Model<S, I, O>,
+  ops: Operation<I, O>[],
+  maxSteps: number,
+): Decision {
+  const runs = [
+    (allowance: Allowance) => search(model, ops, false, Infinity, allowance),
+    (allowance: Allowance) => search(model, ops, true, Infinity, allowance),
+    (allowance: Allowance) => deepening(model, ops, allowance),
+  ].map((start) => {
+    const allowance: Allowance = { left: 0 };
+    return { allowance, search: start(allowance) };
+  });
+  let spent = 0;
+  for (;;) {
+    for (const run of runs) {
+      const slice = Math.min(SLICE, maxSteps - spent);
+      if (slice <= 0) return { kind: "unknown" };
+      run.allowance.left = slice;
+      const turn = run.search.next();
+      spent += slice - run.allowance.left;
+      if (turn.done === true) {
+        const outcome = turn.value;
+        return outcome.kind === "ok" ? outcome : { kind: "illegal", prefix: outcome.prefix };
+      }
+    }
+  }
+}
+
+/** The lazy search under a doubling bound on pending operations linearized. */
+function* deepening<S, I, O>(
+  model: Model<S, I, O>,
+  ops: Operation<I, O>[],
+  allowance: Allowance,
+): Generator<void, SearchOutcome, void> {
+  for (let limit = 0;; limit = Math.max(1, 2 * limit)) {
+    const outcome = yield* search(model, ops, true, limit, allowance);
+    if (outcome.kind === "ok" || !outcome.capped) return outcome;
+  }
+}
 
 interface CacheEntry<S> {
   /** Every operation linearized, completed and pending alike. */
@@ -157,67 +231,54 @@ interface CacheEntry<S> {
   state: S;
 }
 
-/** One choice on the search stack, with what is needed to undo it and try the next. */
-interface Frame<S> {
-  /** The operation linearized. */
-  op: number;
-  /** The state before it. */
-  state: S;
-  /** A read placed without alternatives: undoing it means undoing its parent too. */
-  forced: boolean;
-  /** The parent configuration's candidates, the cursor at this choice, and their next states. */
-  candidates: number[];
-  afters: S[];
-  cursor: number;
-}
-
 const NIL = -1;
 
 /**
- * WGL over one partition, iterative, with an explicit undo stack.
+ * WGL over one partition, iterative, with an explicit undo stack. Yields
+ * whenever `allowance` runs out; `decide` refills it.
  *
  * The history becomes a doubly linked list of events in time order: a call
- * event for every operation and a return event for every completed one.
- * The call events before the first return event are the window: the
- * operations that may be linearized next, since the one returning first must
- * have taken effect by then. Pending operations have no return event, so
- * they never close a window and are never required. Linearizing an
- * operation unlinks its events (undone on backtrack, dancing-links style);
- * exhausting a window's candidates undoes the last choice.
+ * event for every operation and a return event for every completed one. The
+ * call events before the first return event are the window: the operations
+ * that may be linearized next, since the one returning first must have taken
+ * effect by then. Pending operations have no return event, so they never
+ * close a window and are never required. Linearizing an operation unlinks its
+ * events (undone on backtrack, dancing-links style) and starts a new walk;
+ * exhausting a window undoes the last choice.
  *
- * The memo holds every configuration pushed: linearized set plus state.
- * A configuration is pruned when one with the same completed operations and
+ * The memo holds every configuration pushed: linearized set plus state. A
+ * configuration is pruned when one with the same completed operations and
  * state, and a subset of its pending operations, was pushed before — that
  * one can do everything this one can, since pending operations carry no
  * deadline. (Plain equality, as in Porcupine, would explore every subset of
  * the pending operations separately.)
  *
- * Plain WGL tries candidates in call order. Here a window is ordered so the
- * search guesses right more often; any order is complete, only speed changes:
- *  - a legal read-only operation (per `model.readOnly`) is placed at once,
- *    without branching: placing it only moves it earlier inside its own
- *    window and leaves the same state, so a dead end after it is a dead end
- *    before it;
- *  - then operations after which some read in the window becomes legal —
- *    the write a blocked read observed;
- *  - then the rest in call order, except stale pending operations (called
- *    before every completed operation still to place), which go last: one
- *    that never took effect would otherwise be placed first at every later
- *    window, and for a non-idempotent operation (append) the search would
- *    try every subset of them.
+ * Each window is walked in up to three phases, so that the order in which
+ * candidates are tried (never which are tried) favours likely guesses:
+ *  - READ: completed read-only operations (per `model.readOnly`). Placing one
+ *    the moment it is legal loses nothing — it only moves earlier inside its
+ *    own window and leaves the same state — so it is placed without
+ *    branching, and a dead end after it is a dead end before it.
+ *  - WRITE: other completed operations and, unless `deferStale`, every
+ *    pending one, in call order: the WGL choice.
+ *  - STALE: with `deferStale`, pending operations called before every
+ *    completed one still to place.
+ *
+ * At most `pendingLimit` pending operations are linearized at a time.
  */
-function search<S, I, O>(
+function* search<S, I, O>(
   model: Model<S, I, O>,
   ops: Operation<I, O>[],
-  maxSteps: number,
-): SearchOutcome {
+  deferStale: boolean,
+  pendingLimit: number,
+  allowance: Allowance,
+): Generator<void, SearchOutcome, void> {
   const n = ops.length;
   let remaining = 0;
   for (const op of ops) if (op.return !== undefined) remaining++;
   const total = remaining;
   if (remaining === 0) return { kind: "ok" };
   const opAt = (k: number): Operation<I, O> => ops[k] as Operation<I, O>;
-  const isRead = ops.map((op) => op.return !== undefined && model.readOnly?.(op.input) === true);
 
   // Event e = 2 * k + (1 if return). Calls sort before returns at equal
   // times, which is what makes a tie concurrent.
@@ -276,6 +337,11 @@ function search<S, I, O>(
   const bits = new Uint32Array(words);
   let h1 = 0;
   let h2 = 0;
+  const flip = (k: number): void => {
+    bits[k >>> 5] = (bits[k >>> 5] as number) ^ (1 << (k & 31));
+    h1 ^= zobrist1[k] as number;
+    h2 ^= zobrist2[k] as number;
+  };
   const cache = new Map<string, CacheEntry<S>[]>();
   const dominates = (entry: CacheEntry<S>): boolean => {
     for (let w = 0; w < words; w++) {
@@ -285,23 +351,16 @@ function search<S, I, O>(
     }
     return true;
   };
-  const flip = (k: number): void => {
-    bits[k >>> 5] = (bits[k >>> 5] as number) ^ (1 << (k & 31));
-    h1 ^= zobrist1[k] as number;
-    h2 ^= zobrist2[k] as number;
-  };
-  /** Whether linearizing `k` next, reaching `after`, leads somewhere not yet covered; records it if so. */
+  /** Records the configuration reached by linearizing `k` into `after`, unless one dominating it was. */
   const visit = (k: number, after: S): boolean => {
     flip(k);
     const key = `${h1}:${h2}:${model.hash(after)}`;
     const bucket = cache.get(key);
     let covered = false;
-    if (bucket !== undefined) {
-      for (const entry of bucket) {
-        if (dominates(entry) && model.equal(entry.state, after)) {
-          covered = true;
-          break;
-        }
+    for (const entry of bucket ?? []) {
+      if (dominates(entry) && model.equal(entry.state, after)) {
+        covered = true;
+        break;
       }
     }
     if (!covered) {
@@ -313,32 +372,57 @@ function search<S, I, O>(
     return !covered;
   };
 
-  let steps = 0;
-  const step = (state: S, k: number): [boolean, S] => {
-    steps++;
-    const op = opAt(k);
-    return model.step(state, op.input, op.output);
-  };
+  const READ = 0;
+  const WRITE = 1;
+  const STALE = 2;
+  const PENDING = 3;
+  const kindOf = new Uint8Array(n);
+  let anyRead = false;
+  let anyPending = false;
+  ops.forEach((op, k) => {
+    if (op.return === undefined) {
+      kindOf[k] = PENDING;
+      anyPending = true;
+    } else if (model.readOnly?.(op.input) === true) {
+      kindOf[k] = READ;
+      anyRead = true;
+    } else {
+      kindOf[k] = WRITE;
+    }
+  });
+  const firstPhase = anyRead ? READ : WRITE;
+  const lastPhase = deferStale && anyPending ? STALE : WRITE;
 
-  const stack: Frame<S>[] = [];
+  const stackOps: number[] = [];
+  const stackStates: S[] = [];
+  const stackPhases: number[] = [];
   let longest: number[] = [];
   let longestPlaced = -1;
   let state = model.init();
-  // The current configuration's candidates; undefined until its window is read.
-  let candidates: number[] | undefined;
-  let afters: S[] = [];
-  let cursor = 0;
+  let node = next[0] as number;
+  let phase = firstPhase;
+  // Whether the walk has passed the call of a completed operation: pending
+  // operations before that point are stale.
+  let passedCompleted = false;
+  let pendingPlaced = 0;
+  let capped = false;
 
-  const place = (k: number, after: S, forced: boolean): void => {
-    stack.push({ op: k, state, forced, candidates: candidates ?? [], afters, cursor });
+  const place = (k: number, after: S): void => {
+    stackOps.push(k);
+    stackStates.push(state);
+    stackPhases.push(phase);
     flip(k);
     state = after;
     unlink(callNode[k] as number);
     if (returnNode[k] !== NIL) {
       unlink(returnNode[k] as number);
       remaining--;
+    } else {
+      pendingPlaced++;
     }
-    candidates = undefined;
+    phase = firstPhase;
+    passedCompleted = false;
+    node = next[0] as number;
   };
 
   /** Undoes choices until one with untried alternatives; false when none is left. */
@@ -346,7 +430,7 @@ function search<S, I, O>(
     const placed = total - remaining;
     if (placed > longestPlaced) {
       longestPlaced = placed;
-      longest = stack.map((frame) => frame.op);
+      longest = stackOps.slice();
       // Trailing pending operations explain nothing; they reappear as candidates.
       while (
         longest.length > 0 && opAt(longest[longest.length - 1] as number).return === undefined
@@ -355,77 +439,72 @@ function search<S, I, O>(
       }
     }
     for (;;) {
-      const frame = stack.pop();
-      if (frame === undefined) return false;
-      const k = frame.op;
-      state = frame.state;
+      const k = stackOps.pop();
+      const previous = stackStates.pop();
+      const placedIn = stackPhases.pop();
+      if (k === undefined || previous === undefined || placedIn === undefined) return false;
+      state = previous;
       flip(k);
       if (returnNode[k] !== NIL) {
         relink(returnNode[k] as number);
         remaining++;
+      } else {
+        pendingPlaced--;
       }
       relink(callNode[k] as number);
-      if (frame.forced) continue;
-      candidates = frame.candidates;
-      afters = frame.afters;
-      cursor = frame.cursor + 1;
+      phase = placedIn;
+      // A read placed without alternatives: its parent is a dead end too.
+      if (phase === READ) continue;
+      // Only a stale pending operation is met before any completed call.
+      passedCompleted = phase === WRITE;
+      node = next[callNode[k] as number] as number;
       return true;
     }
   };
 
   while (remaining > 0) {
-    if (steps > maxSteps) return { kind: "unknown" };
-    if (candidates === undefined) {
-      // A new configuration: read its window.
-      const reads: number[] = [];
-      const others: number[] = [];
-      const stale: number[] = [];
-      let passedCompleted = false;
-      // While a completed operation is unplaced its return event ends the
-      // walk, so falling off the list would be a bug in the search itself.
-      for (let node = next[0] as number;; node = next[node] as number) {
-        if (node === NIL) throw new Error("Cannot continue search: walked past the last event");
-        const e = eventOf[node] as number;
-        if ((e & 1) === 1) break;
-        const k = e >> 1;
-        if (isRead[k] === true) reads.push(k);
-        else if (opAt(k).return !== undefined || passedCompleted) others.push(k);
-        else stale.push(k);
-        if (opAt(k).return !== undefined) passedCompleted = true;
+    if (allowance.left <= 0) yield;
+    allowance.left--;
+    // While a completed operation is still linked its return event ends the
+    // walk, so falling off the list would be a bug in the search itself.
+    if (node === NIL) throw new Error("Cannot continue search: walked past the last event");
+    const e = eventOf[node] as number;
+    if ((e & 1) === 1) {
+      if (phase < lastPhase) {
+        phase++;
+        passedCompleted = false;
+        node = next[0] as number;
+      } else if (!backtrack()) {
+        // Nothing fits before this operation's deadline, whatever came before.
+        return { kind: "illegal", prefix: longest, capped };
       }
-      const forced = reads.find((k) => step(state, k)[0]);
-      if (forced !== undefined) {
-        // Reads leave the state as it was.
-        if (visit(forced, state)) place(forced, state, true);
-        else if (!backtrack()) return { kind: "illegal", prefix: longest };
-        continue;
-      }
-      const enabling: number[] = [];
-      const ordinary: number[] = [];
-      const late: number[] = [];
-      const nextStates = new Map<number, S>();
-      for (const group of [others, stale]) {
-        for (const k of group) {
-          const [legal, after] = step(state, k);
-          if (!legal) continue;
-          nextStates.set(k, after);
-          if (reads.some((r) => step(after, r)[0])) enabling.push(k);
-          else (group === stale ? late : ordinary).push(k);
-        }
-      }
-      candidates = [...enabling, ...ordinary, ...late];
-      afters = candidates.map((k) => nextStates.get(k) as S);
-      cursor = 0;
-    }
-    const k = candidates[cursor];
-    if (k === undefined) {
-      if (!backtrack()) return { kind: "illegal", prefix: longest };
       continue;
     }
-    steps++;
-    const after = afters[cursor] as S;
-    if (visit(k, after)) place(k, after, false);
-    else cursor++;
+    const k = e >> 1;
+    const kind = kindOf[k] as number;
+    const stale = deferStale && !passedCompleted;
+    if (kind !== PENDING) passedCompleted = true;
+    const due = kind === PENDING ? phase === (stale ? STALE : WRITE) : kind === phase;
+    if (!due || (kind === PENDING && pendingPlaced >= pendingLimit)) {
+      if (due) capped = true;
+      node = next[node] as number;
+      continue;
+    }
+    const op = opAt(k);
+    const [legal, after] = model.step(state, op.input, op.output);
+    if (legal) {
+      if (visit(k, after)) {
+        place(k, after);
+        continue;
+      }
+      // A forced move into an explored configuration: this one is dead too.
+      // (It cannot be an ancestor: those have fewer completed operations.)
+      if (phase === READ) {
+        if (!backtrack()) return { kind: "illegal", prefix: longest, capped };
+        continue;
+      }
+    }
+    node = next[node] as number;
   }
   return { kind: "ok" };
 }
