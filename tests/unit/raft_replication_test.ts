@@ -315,7 +315,11 @@ test("raft: each missing range is read from storage once, even with slow reads a
   }
   net.run(3);
   net.heal();
-  net.until(() => net.commands("n4").length === 100 && net.commands("n5").length === 100, 500, "catch-up");
+  net.until(
+    () => net.commands("n4").length === 100 && net.commands("n5").length === 100,
+    500,
+    "catch-up",
+  );
   const requested = net.fetchLog.get("n1") ?? [];
   const distinct = new Set(requested.map((r) => r.start)).size;
   // two lagging peers share the same ranges; allow a retry per range, never a storm
