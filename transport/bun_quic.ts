@@ -17,6 +17,7 @@ import {
   type TransportContext,
   type TransportFactory,
 } from "./types.ts";
+import { AsyncQueue } from "./_queue.ts";
 
 /** The ALPN protocol every mosaik QUIC connection negotiates. */
 export const MOSAIK_ALPN = "mosaik/1";
@@ -658,39 +659,6 @@ class BunStream implements Stream {
         throw new Error("Cannot write to stream: it was reset or closed");
       }
     }
-  }
-}
-
-/** Incoming items for one consumer at a time; ends with `end()`, after the queued ones. */
-class AsyncQueue<T> implements AsyncIterable<T> {
-  #items: T[] = [];
-  #waiting: ((result: IteratorResult<T, undefined>) => void)[] = [];
-  #ended = false;
-
-  /** Adds an item; false (and nothing added) once ended. */
-  push(item: T): boolean {
-    if (this.#ended) return false;
-    const waiter = this.#waiting.shift();
-    if (waiter !== undefined) waiter({ value: item, done: false });
-    else this.#items.push(item);
-    return true;
-  }
-
-  end(): void {
-    this.#ended = true;
-    for (const waiter of this.#waiting.splice(0)) waiter({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<T, undefined>> {
-    if (this.#items.length > 0) {
-      return Promise.resolve({ value: this.#items.shift()!, done: false });
-    }
-    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-    return new Promise((resolve) => this.#waiting.push(resolve));
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<T> {
-    return { next: () => this.next() };
   }
 }
 

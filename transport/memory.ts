@@ -74,6 +74,7 @@ import type {
   TransportContext,
   TransportFactory,
 } from "./types.ts";
+import { AsyncQueue } from "./_queue.ts";
 
 /** The host of every address on a {@link MemoryNetwork}. */
 export const MEMORY_HOST = "memory";
@@ -701,77 +702,6 @@ class Fabric {
   }
 }
 
-// ---- queues of incoming things --------------------------------------------------------------
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });
-
-type Waiter<T> = (result: IteratorResult<T, undefined>) => void;
-
-/** A queue with any number of async-iterating consumers, each item going to one of them. */
-class AsyncQueue<T> {
-  #items: T[] = [];
-  #waiters: Waiter<T>[] = [];
-  #ended = false;
-
-  /** Adds an item; false (and nothing added) once the queue has ended. */
-  push(item: T): boolean {
-    if (this.#ended) return false;
-    const waiter = this.#waiters.shift();
-    if (waiter !== undefined) waiter({ value: item, done: false });
-    else this.#items.push(item);
-    return true;
-  }
-
-  /** Ends every iteration; returns the items nobody took. */
-  end(): T[] {
-    if (this.#ended) return [];
-    this.#ended = true;
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w(DONE);
-    const left = this.#items;
-    this.#items = [];
-    return left;
-  }
-
-  iterable(): AsyncIterable<T> {
-    return { [Symbol.asyncIterator]: () => this.#iterator() };
-  }
-
-  #iterator(): AsyncIterableIterator<T> {
-    let stopped = false;
-    const own = new Set<Waiter<T>>();
-    const iterator: AsyncIterableIterator<T> = {
-      next: (): Promise<IteratorResult<T, undefined>> => {
-        if (stopped) return Promise.resolve(DONE);
-        if (this.#items.length > 0) {
-          return Promise.resolve({ value: this.#items.shift()!, done: false });
-        }
-        if (this.#ended) return Promise.resolve(DONE);
-        return new Promise((resolve) => {
-          const waiter: Waiter<T> = (result) => {
-            own.delete(waiter);
-            resolve(result);
-          };
-          own.add(waiter);
-          this.#waiters.push(waiter);
-        });
-      },
-      return: (): Promise<IteratorResult<T, undefined>> => {
-        // A consumer that leaves must not swallow an item that arrives for its pending next().
-        stopped = true;
-        for (const w of own) {
-          this.#waiters.splice(this.#waiters.indexOf(w), 1);
-          w(DONE);
-        }
-        return Promise.resolve(DONE);
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
-  }
-}
-
 // ---- streams --------------------------------------------------------------------------------
 
 /**
@@ -1095,7 +1025,7 @@ class MemoryConnection implements Connection {
   }
 
   incomingStreams(): AsyncIterable<Stream> {
-    return this.#incoming.iterable();
+    return this.#incoming;
   }
 
   close(code = 0, reason = ""): void {
@@ -1126,7 +1056,7 @@ class MemoryConnection implements Connection {
       end.in.failReceiving(err);
     }
     this.#streams.clear();
-    this.#incoming.end();
+    this.#incoming.close();
     this.#transport.conns.delete(this);
     this.#fabric.endpointClosed(this);
     this.#resolveClosed(this.#info);
@@ -1147,7 +1077,7 @@ class MemoryListener implements Listener {
   }
 
   connections(): AsyncIterable<Connection> {
-    return this.#queue.iterable();
+    return this.#queue;
   }
 
   offer(conn: MemoryConnection): void {
@@ -1165,7 +1095,7 @@ class MemoryListener implements Listener {
     this.#fabric.unbind(this.address.port);
     this.transport.listeners.delete(this);
     // Accepted by the network but never by the application: nobody will ever use them.
-    for (const conn of this.#queue.end()) conn.close(0, "listener closed");
+    for (const conn of this.#queue.close()) conn.close(0, "listener closed");
   }
 }
 

@@ -20,6 +20,7 @@ import http2 from "node:http2";
 import { createHash, randomBytes } from "node:crypto";
 import { sha256 } from "./cert.ts";
 import { CloseCode } from "./types.ts";
+import { AsyncQueue } from "./_queue.ts";
 import type {
   CloseInfo,
   Connection,
@@ -629,7 +630,7 @@ interface Accepted {
 class H2Listener implements Listener {
   readonly #server: LibServer;
   #address: SocketAddress = { host: "", port: 0 };
-  readonly #queue = new Queue<Connection>();
+  readonly #queue = new AsyncQueue<Connection>();
   readonly #accepted = new Map<http2.ServerHttp2Session, Accepted>();
   readonly #config: Config;
   readonly #adopt: (conn: H2Connection) => void;
@@ -1145,37 +1146,6 @@ class H2Stream implements Stream {
 }
 
 // ---- small helpers --------------------------------------------------------------------------
-
-/** An unbounded async queue with one end; iterated by any number of consumers, each item once. */
-class Queue<T> implements AsyncIterable<T> {
-  readonly #items: T[] = [];
-  readonly #waiting: ((r: IteratorResult<T, undefined>) => void)[] = [];
-  #ended = false;
-
-  push(item: T): void {
-    const w = this.#waiting.shift();
-    if (w !== undefined) w({ done: false, value: item });
-    else this.#items.push(item);
-  }
-
-  end(): void {
-    this.#ended = true;
-    for (const w of this.#waiting.splice(0)) w({ done: true, value: undefined });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<T, undefined> {
-    return {
-      next: () => {
-        if (this.#items.length > 0) {
-          return Promise.resolve({ done: false, value: this.#items.shift() as T });
-        }
-        if (this.#ended) return Promise.resolve({ done: true, value: undefined });
-        return new Promise((resolve) => this.#waiting.push(resolve));
-      },
-      return: () => Promise.resolve({ done: true, value: undefined }),
-    };
-  }
-}
 
 /**
  * Something that can end (a connection, a stream) and wake whoever waits on it.
