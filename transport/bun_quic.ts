@@ -18,6 +18,7 @@ import {
   type TransportFactory,
 } from "./types.ts";
 import { AsyncQueue } from "./_queue.ts";
+import { handshakeWithin, messageOf } from "./_dial.ts";
 
 /** The ALPN protocol every mosaik QUIC connection negotiates. */
 export const MOSAIK_ALPN = "mosaik/1";
@@ -304,30 +305,8 @@ export class BunQuicTransport implements Transport {
     const early = holdStreams(session);
     this.#handshaking.add(session);
 
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const cancelled = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `Cannot dial ${where}: no QUIC handshake within ${this.#options.handshakeTimeoutMs} ms`,
-            ),
-          ),
-        this.#options.handshakeTimeoutMs,
-      );
-      if (signal !== undefined) {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-    });
     try {
-      await Promise.race([
-        session.opened.catch((err) => {
-          throw new Error(`Cannot dial ${where}: ${messageOf(err)}`, { cause: err });
-        }),
-        cancelled,
-      ]);
+      await handshakeWithin(session.opened, where, this.#options.handshakeTimeoutMs, signal);
       if (this.#closing !== undefined) throw new Error("Cannot dial: transport is closed");
       const presented = session.peerCertificate?.raw;
       if (presented === undefined || !sameBytes(sha256(presented), pinned)) {
@@ -347,8 +326,6 @@ export class BunQuicTransport implements Transport {
       throw err;
     } finally {
       this.#handshaking.delete(session);
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -711,8 +688,4 @@ function formatAddress(address: SocketAddress): string {
   return address.host.includes(":")
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -15,6 +15,8 @@ import type {
   TransportFactory,
 } from "./types.ts";
 import { AsyncQueue } from "./_queue.ts";
+import { handshakeWithin, messageOf } from "./_dial.ts";
+import { concatBytes } from "../lib/primitives/bytes.ts";
 
 /** The ALPN protocol every mosaik QUIC connection negotiates. */
 export const MOSAIK_ALPN = "mosaik/1";
@@ -186,31 +188,9 @@ export class DenoQuicTransport implements Transport {
     this.#handshakes.add(handshake);
     void handshake.then(() => this.#handshakes.delete(handshake));
 
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const cancelled = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `Cannot dial ${where}: no QUIC handshake within ${this.#options.handshakeTimeoutMs} ms`,
-            ),
-          ),
-        this.#options.handshakeTimeoutMs,
-      );
-      if (signal !== undefined) {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-    });
     let conn: Deno.QuicConn;
     try {
-      conn = await Promise.race([
-        connecting.catch((err) => {
-          throw new Error(`Cannot dial ${where}: ${messageOf(err)}`, { cause: err });
-        }),
-        cancelled,
-      ]);
+      conn = await handshakeWithin(connecting, where, this.#options.handshakeTimeoutMs, signal);
     } catch (err) {
       // Deno cannot cancel one handshake on a shared endpoint: if it still
       // succeeds, close what nobody will use.
@@ -219,9 +199,6 @@ export class DenoQuicTransport implements Transport {
         () => {},
       );
       throw err;
-    } finally {
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     }
     if (this.#closing !== undefined) {
       conn.close({ closeCode: 0, reason: "transport closed" });
@@ -466,7 +443,7 @@ function wrapStream(bidi: Deno.QuicBidirectionalStream): Stream {
   const flush = async () => {
     try {
       while (queued.length > 0) {
-        const batch = queued.length === 1 ? queued[0]! : concat(queued, queuedBytes);
+        const batch = queued.length === 1 ? queued[0]! : concatBytes(...queued);
         queued = [];
         queuedBytes = 0;
         wake();
@@ -542,16 +519,6 @@ function wrapStream(bidi: Deno.QuicBidirectionalStream): Stream {
   };
 }
 
-function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
-}
-
 function toSocketAddress(addr: { hostname: string; port: number }): SocketAddress {
   return { host: addr.hostname, port: addr.port };
 }
@@ -560,8 +527,4 @@ function formatAddress(address: SocketAddress): string {
   return address.host.includes(":")
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
