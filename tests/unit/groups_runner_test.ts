@@ -1,0 +1,297 @@
+// CoreRunner: async storage ordering, command waiters (applied / lost), ReadIndex reads, restart, fatal storage errors.
+
+import { test } from "../harness.ts";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { CoreRunner, ReadDroppedError } from "../../lib/groups/runner.ts";
+import { CommandLostError, GroupTerminatedError } from "../../lib/groups/errors.ts";
+import type { NodeId, RaftMessage } from "../../lib/raft/types.ts";
+import type { ApplyContext, StateMachine } from "../../lib/machine/state_machine.ts";
+import { SeededRng } from "../../lib/primitives/rng.ts";
+import { InMemoryLogStore } from "../../storage/memory.ts";
+import { type HardState, type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
+
+type Cmd = { add: number };
+
+class Counter implements StateMachine<Cmd, null, number> {
+  value = 0;
+  signature(): string {
+    return "counter/v1";
+  }
+  apply(c: Cmd, _ctx: ApplyContext): void {
+    this.value += c.add;
+  }
+  query(): number {
+    return this.value;
+  }
+}
+
+/** Every call answers asynchronously (after a macrotask-free microtask hop), like a real store. */
+class AsyncStore implements Storage<Cmd> {
+  readonly inner = new InMemoryLogStore<Cmd>();
+  failAppends = false;
+  #later<T>(f: () => T): Promise<T> {
+    return Promise.resolve().then(() => Promise.resolve()).then(f);
+  }
+  append(entries: readonly LogEntry<Cmd>[]) {
+    if (this.failAppends) return Promise.reject(new Error("disk full"));
+    return this.#later(() => this.inner.append(entries));
+  }
+  available() {
+    return this.#later(() => this.inner.available());
+  }
+  get(i: number) {
+    return this.#later(() => this.inner.get(i));
+  }
+  getRange(a: number, b: number) {
+    return this.#later(() => this.inner.getRange(a, b));
+  }
+  truncate(i: number) {
+    return this.#later(() => this.inner.truncate(i));
+  }
+  last() {
+    return this.#later(() => this.inner.last());
+  }
+  termAt(i: number) {
+    return this.#later(() => this.inner.termAt(i));
+  }
+  prunePrefix(i: number) {
+    return this.#later(() => this.inner.prunePrefix(i));
+  }
+  resetTo(c: { term: number; index: number }) {
+    return this.#later(() => this.inner.resetTo(c));
+  }
+  loadHardState() {
+    return this.#later(() => this.inner.loadHardState());
+  }
+  saveHardState(h: HardState) {
+    return this.#later(() => this.inner.saveHardState(h));
+  }
+}
+
+interface Node {
+  runner: CoreRunner<Counter>;
+  machine: Counter;
+  store: AsyncStore;
+  fatal: unknown[];
+}
+
+/** Runners n1..n3 joined by a message queue that the test drains explicitly. */
+class Hub {
+  readonly nodes = new Map<NodeId, Node>();
+  queue: RaftMessage[] = [];
+  readonly blocked = new Set<NodeId>();
+  /** Violations of "persist before send" seen at send time. */
+  readonly violations: string[] = [];
+
+  async add(id: NodeId, store = new AsyncStore(), voters?: NodeId[]): Promise<Node> {
+    if (voters !== undefined) {
+      await store.inner.append([{
+        index: 1,
+        term: 1,
+        command: new SystemEntry({ type: "bootstrap", clusterId: "c1", voters }) as unknown as Cmd,
+      }]);
+      store.inner.saveHardState({ term: 1 });
+    }
+    const machine = new Counter();
+    const fatal: unknown[] = [];
+    const runner = await CoreRunner.open({
+      raft: {
+        id,
+        electionTicks: 10,
+        electionJitterTicks: 10,
+        heartbeatTicks: 2,
+        bootstrapTicks: 0,
+        leadershipMultiplier: 1,
+        canVote: true,
+        autoBootstrap: false,
+        rng: new SeededRng(id.charCodeAt(1)),
+      },
+      machine,
+      storage: store,
+      send: (to, m) => {
+        // a granted vote may only leave after the vote is durable
+        if (m.type === "voteResponse" && m.granted && !m.preVote) {
+          const hs = store.inner.loadHardState();
+          if (hs?.votedFor !== to || hs.term !== m.term) {
+            this.violations.push(`${id} voted before persisting`);
+          }
+        }
+        this.queue.push(m);
+      },
+      onFatal: (err) => fatal.push(err),
+    });
+    const node = { runner, machine, store, fatal };
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  /** Lets every pending storage promise and Ready loop finish. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 50; i++) await new Promise<void>((r) => queueMicrotask(r));
+  }
+
+  async deliver(): Promise<void> {
+    for (let round = 0; round < 200 && this.queue.length > 0; round++) {
+      const batch = this.queue;
+      this.queue = [];
+      for (const m of batch) {
+        if (this.blocked.has(m.from) || this.blocked.has(m.to)) continue;
+        this.nodes.get(m.to)?.runner.step(m);
+      }
+      await this.settle();
+    }
+  }
+
+  async run(rounds: number): Promise<void> {
+    for (let r = 0; r < rounds; r++) {
+      for (const n of this.nodes.values()) n.runner.tick();
+      await this.settle();
+      await this.deliver();
+    }
+  }
+
+  async until(cond: () => boolean, rounds = 300): Promise<void> {
+    for (let r = 0; r < rounds && !cond(); r++) await this.run(1);
+    assert(cond(), "condition not reached");
+  }
+
+  leader(): [NodeId, Node] | undefined {
+    for (const [id, n] of this.nodes) if (n.runner.core.role === "leader") return [id, n];
+    return undefined;
+  }
+
+  close(): void {
+    for (const n of this.nodes.values()) n.runner.close();
+  }
+}
+
+async function cluster(): Promise<Hub> {
+  const hub = new Hub();
+  const ids = ["n1", "n2", "n3"];
+  for (const id of ids) await hub.add(id, new AsyncStore(), ids);
+  await hub.until(() => hub.leader() !== undefined);
+  await hub.run(3);
+  return hub;
+}
+
+test("runner: commands commit, apply on every node, and waiters resolve after apply", async () => {
+  const hub = await cluster();
+  try {
+    const [, leader] = hub.leader()!;
+    const p = await leader.runner.propose([{ add: 2 }, { add: 3 }]);
+    assert(p.ok);
+    const applied = leader.runner.waitApplied(p.range, p.term);
+    await hub.run(3);
+    await applied;
+    assertEquals(leader.machine.value, 5, "resolved only once the machine holds the effect");
+    for (const n of hub.nodes.values()) assertEquals(n.machine.value, 5);
+    assertEquals(hub.violations, []);
+    const follower = [...hub.nodes.values()].find((n) => n !== leader)!;
+    assertEquals(await follower.runner.propose([{ add: 1 }]), { ok: false, reason: "notLeader" });
+  } finally {
+    hub.close();
+  }
+});
+
+test("runner: a command lost to a leader change rejects with CommandLostError", async () => {
+  const hub = await cluster();
+  try {
+    const [oldId, old] = hub.leader()!;
+    hub.blocked.add(oldId); // its proposal never leaves
+    const p = await old.runner.propose([{ add: 100 }]);
+    assert(p.ok);
+    const lost = old.runner.waitApplied(p.range, p.term);
+    lost.catch(() => {});
+    await hub.until(() =>
+      [...hub.nodes].some(([id, n]) => id !== oldId && n.runner.core.role === "leader")
+    );
+    const [, next] = [...hub.nodes].find(([id, n]) =>
+      id !== oldId && n.runner.core.role === "leader"
+    )!;
+    const q = await next.runner.propose([{ add: 1 }, { add: 1 }]);
+    assert(q.ok);
+    await hub.run(3);
+    hub.blocked.clear();
+    await hub.until(() => old.machine.value === 2);
+    const err = await assertRejects(() => lost, CommandLostError);
+    assert(err.message.length > 0);
+    for (const n of hub.nodes.values()) {
+      assertEquals(n.machine.value, 2, "the lost command never applied");
+    }
+  } finally {
+    hub.close();
+  }
+});
+
+test("runner: a strong read at a follower sees every write acknowledged before it", async () => {
+  const hub = await cluster();
+  try {
+    const [, leader] = hub.leader()!;
+    const follower = [...hub.nodes.values()].find((n) => n !== leader)!;
+    const p = await leader.runner.propose([{ add: 7 }]);
+    assert(p.ok);
+    const done = leader.runner.waitApplied(p.range, p.term);
+    await hub.run(2);
+    await done;
+    const read = follower.runner.readIndex();
+    await hub.run(2);
+    const index = await read;
+    assert(index >= p.range.end);
+    assert(follower.runner.applied.index >= index);
+    assertEquals(follower.machine.query(), 7);
+  } finally {
+    hub.close();
+  }
+});
+
+test("runner: a read with no leader is dropped, not left hanging", async () => {
+  const hub = new Hub();
+  try {
+    const n = await hub.add("n1", new AsyncStore(), ["n1", "n2", "n3"]);
+    const read = n.runner.readIndex();
+    await hub.settle();
+    await assertRejects(() => read, ReadDroppedError);
+  } finally {
+    hub.close();
+  }
+});
+
+test("runner: a restarted node keeps term and vote and rebuilds its machine from the log", async () => {
+  const hub = await cluster();
+  try {
+    const [, leader] = hub.leader()!;
+    const p = await leader.runner.propose([{ add: 4 }, { add: 5 }]);
+    assert(p.ok);
+    await hub.run(3);
+    const [id, node] = [...hub.nodes].find(([, n]) => n !== leader)!;
+    const term = node.runner.core.term;
+    const vote = node.runner.core.votedFor;
+    node.runner.close();
+    const again = await hub.add(id, node.store);
+    assertEquals(again.runner.core.term, term);
+    assertEquals(again.runner.core.votedFor, vote);
+    assertEquals(again.machine.value, 0, "volatile state is gone");
+    await hub.run(3);
+    assertEquals(again.machine.value, 9, "replayed as the commit index advanced");
+  } finally {
+    hub.close();
+  }
+});
+
+test("runner: a storage failure stops the runner and rejects its waiters", async () => {
+  const hub = await cluster();
+  try {
+    const [, leader] = hub.leader()!;
+    leader.store.failAppends = true;
+    const p = await leader.runner.propose([{ add: 1 }]);
+    assert(p.ok);
+    const waiting = leader.runner.waitApplied(p.range, p.term);
+    waiting.catch(() => {});
+    await hub.settle();
+    assertEquals(leader.fatal.length, 1);
+    await assertRejects(() => waiting, Error, "disk full");
+    await assertRejects(() => leader.runner.propose([{ add: 1 }]), GroupTerminatedError);
+  } finally {
+    hub.close();
+  }
+});
