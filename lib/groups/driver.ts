@@ -1,0 +1,526 @@
+// The group driver: runs a CoreRunner with real timers over a GroupLink — forwarding, reads, status, bootstrap, autopilot.
+
+import type { NodeId, RaftMessage } from "../raft/types.ts";
+import { type Cursor, type Index, IndexRange, type Term } from "../primitives/cursor.ts";
+import { PeerId } from "../primitives/ids.ts";
+import { type Rng, SeededRng } from "../primitives/rng.ts";
+import { assertEncodable } from "../wire/codec.ts";
+import { LeadershipPreference } from "../machine/leadership.ts";
+import type { AnyStateMachine, CommandOf, QueryOf, ResultOf } from "../machine/state_machine.ts";
+import type { GroupDefinition } from "./builder.ts";
+import { GroupTerminatedError, NoCommandsError, OfflineError } from "./errors.ts";
+import { CoreRunner, ReadDroppedError } from "./runner.ts";
+import type { Consistency, GroupRole, GroupStatus, QueryResult } from "./types.ts";
+import { Watch } from "./watch.ts";
+import { groupStatusEquals } from "./when.ts";
+
+/** Messages group members exchange over their bond (besides Raft's own). */
+export type GroupMessage =
+  | { readonly t: "raft"; readonly m: RaftMessage }
+  /** A follower asks the leader to propose commands. */
+  | { readonly t: "fwd"; readonly id: number; readonly commands: readonly unknown[] }
+  /** The leader assigned them `start..=end` in `term`. */
+  | {
+    readonly t: "fwdOk";
+    readonly id: number;
+    readonly start: Index;
+    readonly end: Index;
+    readonly term: Term;
+  }
+  /** The leader could not propose them (e.g. it is no longer leader). */
+  | { readonly t: "fwdErr"; readonly id: number; readonly reason: string }
+  /** What a member says about itself, on bond-up and every heartbeat interval. */
+  | {
+    readonly t: "info";
+    readonly clusterId?: string;
+    readonly committed: Index;
+    readonly observer: boolean;
+  }
+  /** Graceful departure. */
+  | { readonly t: "bye" };
+
+/** How the driver reaches the other members (implemented by the bond layer, or a test hub). */
+export interface GroupLink {
+  /** Sends to a bonded peer (hex PeerId); false when there is no bond to it. */
+  send(peer: NodeId, message: GroupMessage): boolean;
+  /** Hex PeerIds of the currently bonded peers. */
+  bonded(): Iterable<NodeId>;
+}
+
+/** Driver settings beyond the group definition. */
+export interface DriverOptions<M extends AnyStateMachine> {
+  readonly definition: GroupDefinition<M>;
+  readonly self: PeerId;
+  readonly link: GroupLink;
+  /** Randomness for election timeouts and cluster ids (default: seeded from crypto). */
+  readonly rng?: Rng;
+}
+
+interface PeerInfo {
+  clusterId: string | undefined;
+  observer: boolean;
+  lastSeen: number;
+}
+
+interface Forward {
+  readonly resolve: (r: { range: IndexRange; term: Term }) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/**
+ * Runs one group on this node. Time: one core tick is a fifth of the
+ * heartbeat interval (at least 1 ms), so every timeout of the
+ * ConsensusConfig is honoured to within a tick.
+ */
+export class GroupDriver<M extends AnyStateMachine> {
+  readonly status: Watch<GroupStatus>;
+  readonly #opts: DriverOptions<M>;
+  readonly #runner: CoreRunner<M>;
+  readonly #tickMs: number;
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #startedAt = Date.now();
+  readonly #bootstrapAfter: number;
+  readonly #observer: boolean;
+  readonly #peers = new Map<NodeId, PeerInfo>();
+  readonly #departed = new Set<NodeId>();
+  readonly #forwards = new Map<number, Forward>();
+  readonly #peerIds = new Map<NodeId, PeerId>();
+  #forwardSeq = 0;
+  #ticks = 0;
+  #closed = false;
+
+  private constructor(opts: DriverOptions<M>, runner: CoreRunner<M>, tickMs: number, rng: Rng) {
+    this.#opts = opts;
+    this.#runner = runner;
+    this.#tickMs = tickMs;
+    const c = opts.definition.consensus;
+    this.#observer = this.#preference().kind === "observer";
+    this.#bootstrapAfter = c.effectiveBootstrapDelay() * this.#machineMultiplier() +
+      rng.int(Math.max(1, c.electionTimeoutJitter));
+    this.status = new Watch<GroupStatus>(this.#computeStatus(), { equals: groupStatusEquals });
+    this.#timer = setInterval(() => this.#tick(), tickMs);
+  }
+
+  /** Loads storage and starts ticking. */
+  static async start<M extends AnyStateMachine>(opts: DriverOptions<M>): Promise<GroupDriver<M>> {
+    const c = opts.definition.consensus;
+    const tickMs = Math.max(1, Math.floor(c.heartbeatInterval / 5));
+    const ticks = (ms: number) => Math.max(1, Math.ceil(ms / tickMs));
+    const rng = opts.rng ?? new SeededRng(crypto.getRandomValues(new Uint32Array(1))[0]!);
+    const pref = opts.definition.machine.leadershipPreference?.() ?? LeadershipPreference.Normal;
+    // the runner's callbacks need the driver, which needs the runner
+    const ref: { driver?: GroupDriver<M> } = {};
+    const runner = await CoreRunner.open({
+      raft: {
+        id: opts.self.toHex(),
+        electionTicks: ticks(c.electionTimeout),
+        electionJitterTicks: Math.ceil(c.electionTimeoutJitter / tickMs),
+        heartbeatTicks: Math.min(ticks(c.heartbeatInterval), ticks(c.electionTimeout) - 1) || 1,
+        bootstrapTicks: Math.ceil(c.bootstrapDelay / tickMs),
+        leadershipMultiplier: c.leadershipMultiplier * LeadershipPreference.multiplier(pref),
+        canVote: LeadershipPreference.canVote(pref),
+        // The driver decides when to bootstrap (it knows who else is around).
+        autoBootstrap: false,
+        rng,
+      },
+      machine: opts.definition.machine,
+      storage: opts.definition.storage,
+      send: (to, m) => void opts.link.send(to, { t: "raft", m }),
+      onProgress: () => {
+        if (ref.driver !== undefined) ref.driver.#publish();
+      },
+      onFatal: (err) => {
+        if (ref.driver !== undefined) {
+          void ref.driver.close(new GroupTerminatedError("run", { cause: err }));
+        }
+      },
+    });
+    ref.driver = new GroupDriver(opts, runner, tickMs, rng);
+    return ref.driver;
+  }
+
+  /** The runner, for the group handle and tests. */
+  get runner(): CoreRunner<M> {
+    return this.#runner;
+  }
+
+  // ---- link events ---------------------------------------------------------------------------
+
+  /** A message from bonded peer `from` (hex). Malformed messages are the bond layer's to reject. */
+  onMessage(from: NodeId, msg: GroupMessage): void {
+    if (this.#closed) return;
+    switch (msg.t) {
+      case "raft":
+        if (msg.m.from === from) this.#runner.step(msg.m);
+        return;
+      case "info":
+        this.#peers.set(from, {
+          clusterId: msg.clusterId,
+          observer: msg.observer,
+          lastSeen: Date.now(),
+        });
+        this.#departed.delete(from);
+        return;
+      case "bye":
+        this.#departed.add(from);
+        return;
+      case "fwd":
+        void this.#serveForward(from, msg.id, msg.commands);
+        return;
+      case "fwdOk":
+        this.#forwards.get(msg.id)?.resolve({
+          range: IndexRange.of(msg.start, msg.end),
+          term: msg.term,
+        });
+        this.#forwards.delete(msg.id);
+        return;
+      case "fwdErr":
+        this.#forwards.get(msg.id)?.reject(new Error(msg.reason));
+        this.#forwards.delete(msg.id);
+        return;
+    }
+  }
+
+  /** A bond to `peer` came up: introduce ourselves and let the core probe it. */
+  onPeerUp(peer: NodeId): void {
+    if (this.#closed) return;
+    this.#opts.link.send(peer, this.#info());
+    void this.#runner.call((core) => core.reportConnected(peer));
+  }
+
+  /** The bond to `peer` went down. */
+  onPeerDown(peer: NodeId): void {
+    if (this.#closed) return;
+    void this.#runner.call((core) => core.reportUnreachable(peer));
+  }
+
+  // ---- client operations ----------------------------------------------------------------------
+
+  /** Proposes and waits for commit (execute) or for the assigned index (feed). */
+  async submit(
+    commands: readonly CommandOf<M>[],
+    waitCommit: boolean,
+    signal?: AbortSignal,
+  ): Promise<IndexRange> {
+    this.#ensureOpen("execute command");
+    if (commands.length === 0) throw new NoCommandsError("execute");
+    for (const c of commands) assertEncodable(c);
+    signal?.throwIfAborted();
+    const timeout = this.#opts.definition.consensus.forwardTimeout;
+    const assigned = await this.#assign(commands, timeout, signal);
+    if (waitCommit) await this.#runner.waitApplied(assigned.range, assigned.term, signal);
+    return assigned.range;
+  }
+
+  /** Answers a query, weak (local) or strong (linearizable via ReadIndex). */
+  async query(
+    q: QueryOf<M>,
+    consistency: Consistency,
+    signal?: AbortSignal,
+  ): Promise<QueryResult<ResultOf<M>>> {
+    this.#ensureOpen("query");
+    signal?.throwIfAborted();
+    if (consistency === "strong") {
+      const deadline = Date.now() + this.#opts.definition.consensus.queryTimeout;
+      for (;;) {
+        const bounded = new AbortController();
+        const timer = setTimeout(
+          () => bounded.abort(new Error("query timed out")),
+          deadline - Date.now(),
+        );
+        const onAbort = () => bounded.abort(signal!.reason);
+        signal?.addEventListener("abort", onAbort, { once: true });
+        try {
+          await this.#runner.readIndex(bounded.signal);
+          break;
+        } catch (err) {
+          signal?.throwIfAborted();
+          if (!(err instanceof ReadDroppedError) || Date.now() >= deadline) {
+            throw new OfflineError({ kind: "query", query: q }, "no leader confirmed the read", {
+              cause: err,
+            });
+          }
+          await this.#waitForLeader(deadline, signal);
+        } finally {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+        }
+      }
+    }
+    const result = this.#opts.definition.machine.query(q) as ResultOf<M>;
+    return { result, atPosition: this.#runner.applied };
+  }
+
+  async #assign(
+    commands: readonly CommandOf<M>[],
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ range: IndexRange; term: Term }> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      const core = this.#runner.core;
+      if (core.role === "leader") {
+        const r = await this.#runner.propose(commands);
+        if (r.ok) return { range: r.range, term: r.term };
+        lastError = new Error(`leader refused the command: ${r.reason}`);
+      } else if (core.leader !== undefined) {
+        try {
+          return await this.#forward(core.leader, commands, deadline, signal);
+        } catch (err) {
+          signal?.throwIfAborted();
+          lastError = err;
+        }
+      }
+      await this.#waitForLeader(deadline, signal, core.leader);
+    }
+    throw new OfflineError(
+      { kind: "commands", commands: [...commands] },
+      "no leader accepted the command",
+      {
+        cause: lastError,
+      },
+    );
+  }
+
+  #forward(
+    leader: NodeId,
+    commands: readonly CommandOf<M>[],
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ range: IndexRange; term: Term }> {
+    const id = ++this.#forwardSeq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => done(new Error("forward timed out")),
+        Math.max(0, deadline - Date.now()),
+      );
+      const onAbort = () => done(signal!.reason);
+      const done = (err: unknown, value?: { range: IndexRange; term: Term }) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        this.#forwards.delete(id);
+        if (value !== undefined) resolve(value);
+        else reject(err);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#forwards.set(id, { resolve: (v) => done(undefined, v), reject: (e) => done(e) });
+      if (!this.#opts.link.send(leader, { t: "fwd", id, commands })) {
+        done(new Error("no bond to the leader"));
+      }
+    });
+  }
+
+  async #serveForward(from: NodeId, id: number, commands: readonly unknown[]): Promise<void> {
+    try {
+      const r = await this.#runner.propose(commands as CommandOf<M>[]);
+      this.#opts.link.send(
+        from,
+        r.ok
+          ? { t: "fwdOk", id, start: r.range.start, end: r.range.end, term: r.term }
+          : { t: "fwdErr", id, reason: r.reason },
+      );
+    } catch (err) {
+      this.#opts.link.send(from, { t: "fwdErr", id, reason: String(err) });
+    }
+  }
+
+  /** Waits until a leader other than `except` is known, or the deadline passes. */
+  async #waitForLeader(
+    deadline: number,
+    signal: AbortSignal | undefined,
+    except?: NodeId,
+  ): Promise<void> {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) return;
+    try {
+      await this.status.waitFor(
+        (s) => s.leader !== undefined && s.leader.toHex() !== except,
+        {
+          timeoutMs: Math.min(remaining, this.#tickMs * 10),
+          ...(signal !== undefined ? { signal } : {}),
+        },
+      );
+    } catch (err) {
+      signal?.throwIfAborted();
+      if (this.#closed) throw err;
+    }
+  }
+
+  // ---- leaving -----------------------------------------------------------------------------
+
+  /**
+   * Leaves gracefully: a leader first hands leadership to a caught-up voter
+   * (bounded by an election timeout); then every bonded peer is told we left.
+   */
+  async leave(): Promise<void> {
+    if (this.#closed) return;
+    const core = this.#runner.core;
+    if (core.role === "leader") {
+      const target = core.membership.voters
+        .filter((v) => v !== core.id)
+        .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
+      if (target !== undefined) {
+        await this.#runner.call((c) => c.transferLeadership(target));
+        try {
+          await this.status.waitFor((s) => s.role !== "leader", {
+            timeoutMs: this.#opts.definition.consensus.electionTimeout,
+          });
+        } catch {
+          // leave anyway: the others elect after their timeout
+        }
+      }
+    }
+    for (const peer of this.#opts.link.bonded()) this.#opts.link.send(peer, { t: "bye" });
+    await this.close();
+  }
+
+  /** Stops the group on this node; pending calls reject. Idempotent. */
+  close(reason: Error = new GroupTerminatedError()): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#runner.close(reason);
+    for (const f of this.#forwards.values()) f.reject(reason);
+    this.#forwards.clear();
+    this.status.close(reason);
+    return Promise.resolve();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  #ensureOpen(what: string): void {
+    if (this.#closed) throw new GroupTerminatedError(what);
+  }
+
+  #preference() {
+    return this.#opts.definition.machine.leadershipPreference?.() ?? LeadershipPreference.Normal;
+  }
+
+  #machineMultiplier(): number {
+    const m = LeadershipPreference.multiplier(this.#preference());
+    return Number.isFinite(m) ? m : 1;
+  }
+
+  #info(): GroupMessage {
+    const core = this.#runner.core;
+    return {
+      t: "info",
+      ...(core.clusterId !== undefined ? { clusterId: core.clusterId } : {}),
+      committed: core.committed,
+      observer: this.#observer,
+    };
+  }
+
+  #tick(): void {
+    if (this.#closed) return;
+    this.#ticks++;
+    this.#runner.tick();
+    const c = this.#opts.definition.consensus;
+    if (this.#ticks % Math.max(1, Math.round(c.heartbeatInterval / this.#tickMs)) === 0) {
+      for (const peer of this.#opts.link.bonded()) this.#opts.link.send(peer, this.#info());
+    }
+    void this.#runner.call((core) => {
+      if (core.clusterId === undefined && core.log.lastIndex === 0) this.#maybeBootstrap();
+      else if (core.role === "leader") this.#autopilot();
+    });
+  }
+
+  /**
+   * A fresh node forms its own cluster after the bootstrap delay, unless a
+   * bonded peer already belongs to a cluster (it waits to be added) or a
+   * bonded fresh peer has a lower PeerId (that one bootstraps; we join it).
+   */
+  #maybeBootstrap(): void {
+    if (this.#observer || Date.now() - this.#startedAt < this.#bootstrapAfter) return;
+    const self = this.#opts.self.toHex();
+    for (const peer of this.#opts.link.bonded()) {
+      const info = this.#peers.get(peer);
+      if (info === undefined) return; // not introduced yet: wait for its info
+      if (info.clusterId !== undefined) return;
+      if (!info.observer && peer < self) return;
+    }
+    this.#runner.core.bootstrap();
+  }
+
+  /**
+   * The leader's membership housekeeping, one change at a time (the core
+   * refuses a second while one is pending): remove departed members, add
+   * bonded peers of no other cluster as learners, promote caught-up learners
+   * that are not observers, and remove members silent for deadMemberTimeout
+   * while the rest still form a majority of the current voters.
+   */
+  #autopilot(): void {
+    const core = this.#runner.core;
+    if (!core.canChangeMembership()) return;
+    const m = core.membership;
+    for (const gone of this.#departed) {
+      if (core.isMember(gone) && gone !== core.id) {
+        core.remove(gone);
+        this.#departed.delete(gone);
+        return;
+      }
+    }
+    const bonded = new Set(this.#opts.link.bonded());
+    for (const peer of bonded) {
+      const info = this.#peers.get(peer);
+      if (info === undefined || this.#departed.has(peer)) continue;
+      if (info.clusterId !== undefined && info.clusterId !== core.clusterId) continue; // merge rule: not yet
+      if (!core.isMember(peer)) {
+        core.addLearner(peer);
+        return;
+      }
+    }
+    for (const learner of m.learners) {
+      const info = this.#peers.get(learner);
+      if (info === undefined || info.observer || !bonded.has(learner)) continue;
+      if (core.promote(learner).ok) return;
+    }
+    const dead = this.#opts.definition.consensus.deadMemberTimeout;
+    const now = Date.now();
+    for (const member of [...m.voters, ...m.learners]) {
+      if (member === core.id || bonded.has(member)) continue;
+      const seen = this.#peers.get(member)?.lastSeen ?? this.#startedAt;
+      if (now - seen < dead) continue;
+      const remaining = m.voters.filter((v) =>
+        v !== member && (v === core.id || bonded.has(v))
+      ).length;
+      if (m.voters.includes(member) && remaining <= m.voters.length / 2) continue;
+      core.remove(member);
+      return;
+    }
+  }
+
+  #publish(): void {
+    if (!this.#closed) this.status.set(this.#computeStatus());
+  }
+
+  #peerId(hex: NodeId): PeerId {
+    let id = this.#peerIds.get(hex);
+    if (id === undefined) {
+      id = PeerId.parse(hex);
+      this.#peerIds.set(hex, id);
+    }
+    return id;
+  }
+
+  #computeStatus(): GroupStatus {
+    const core = this.#runner?.core;
+    const last: Cursor = core?.log.lastCursor() ?? { term: 0, index: 0 };
+    let role: GroupRole = core?.role ?? "follower";
+    if (role === "follower" && core !== undefined && core.isMember() && !core.isVoter()) {
+      role = "learner";
+    }
+    const leader = core?.leader;
+    return {
+      leader: leader === undefined ? undefined : this.#peerId(leader),
+      self: this.#opts.self,
+      role,
+      online: leader !== undefined && role !== "candidate" && role !== "precandidate",
+      committed: core?.committed ?? 0,
+      logPosition: last,
+      term: core?.term ?? 0,
+    };
+  }
+}

@@ -1,0 +1,243 @@
+// GroupDriver over an in-process link: bootstrap tie-break, autopilot, forwarding, reads, failover, bad input.
+
+import { test } from "../harness.ts";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { GroupBuilder, type GroupDefinition } from "../../lib/groups/builder.ts";
+import { ConsensusConfig } from "../../lib/groups/config.ts";
+import { GroupDriver, type GroupLink, type GroupMessage } from "../../lib/groups/driver.ts";
+import { GroupTerminatedError, NoCommandsError, OfflineError } from "../../lib/groups/errors.ts";
+import { GroupKey } from "../../lib/groups/key.ts";
+import type { Group } from "../../lib/groups/types.ts";
+import type { ApplyContext, StateMachine } from "../../lib/machine/state_machine.ts";
+import { PeerId } from "../../lib/primitives/ids.ts";
+import { SeededRng } from "../../lib/primitives/rng.ts";
+import { EncodingError } from "../../lib/wire/errors.ts";
+
+type Cmd = { add: number };
+
+class Counter implements StateMachine<Cmd, null, number> {
+  value = 0;
+  signature(): string {
+    return "counter/v1";
+  }
+  apply(c: Cmd, _ctx: ApplyContext): void {
+    this.value += c.add;
+  }
+  query(): number {
+    return this.value;
+  }
+}
+
+const CONFIG = ConsensusConfig.builder()
+  .withHeartbeatInterval(20)
+  .withHeartbeatJitter(5)
+  .withElectionTimeout(100)
+  .withElectionTimeoutJitter(50)
+  .withBootstrapDelay(60)
+  .withForwardTimeout(600)
+  .withQueryTimeout(600)
+  .withDeadMemberTimeout(2000)
+  .build();
+
+function definition(key: GroupKey): GroupDefinition<Counter> {
+  let def: GroupDefinition<Counter> | undefined;
+  new GroupBuilder(
+    <M extends Parameters<ConstructorParameters<typeof GroupBuilder>[0]>[0]["machine"]>(
+      d: GroupDefinition<M>,
+    ) => {
+      def = d as unknown as GroupDefinition<Counter>;
+      return undefined as unknown as Group<M>;
+    },
+  ).withKey(key).withStateMachine(new Counter()).withConsensusConfig(CONFIG).join();
+  return def!;
+}
+
+/** Drivers joined by an in-process "bond" fabric with async delivery and cuttable links. */
+class Fabric {
+  readonly drivers = new Map<string, GroupDriver<Counter>>();
+  readonly cut = new Set<string>();
+
+  link(self: string): GroupLink {
+    return {
+      send: (peer: string, message: GroupMessage): boolean => {
+        if (!this.#up(self, peer)) return false;
+        queueMicrotask(() => {
+          if (this.#up(self, peer)) this.drivers.get(peer)?.onMessage(self, message);
+        });
+        return true;
+      },
+      bonded: () => [...this.drivers.keys()].filter((p) => p !== self && this.#up(self, p)),
+    };
+  }
+
+  #up(a: string, b: string): boolean {
+    return this.drivers.has(a) && this.drivers.has(b) && !this.cut.has(a) && !this.cut.has(b);
+  }
+
+  async add(key: GroupKey, seed: number): Promise<[string, GroupDriver<Counter>]> {
+    const self = new PeerId(new SeededRng(seed).bytes(32));
+    const id = self.toHex();
+    const driver = await GroupDriver.start({
+      definition: definition(key),
+      self,
+      link: this.link(id),
+      rng: new SeededRng(seed),
+    });
+    this.drivers.set(id, driver);
+    for (const other of this.drivers.keys()) {
+      if (other === id) continue;
+      driver.onPeerUp(other);
+      this.drivers.get(other)!.onPeerUp(id);
+    }
+    return [id, driver];
+  }
+
+  isolate(id: string): void {
+    this.cut.add(id);
+    for (const other of this.drivers.keys()) {
+      if (other !== id) {
+        this.drivers.get(other)!.onPeerDown(id);
+        this.drivers.get(id)!.onPeerDown(other);
+      }
+    }
+  }
+
+  leader(): GroupDriver<Counter> | undefined {
+    return [...this.drivers.values()].find((d) => d.runner.core.role === "leader");
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.drivers.values()) await d.close();
+  }
+}
+
+/** Polls `cond` until it holds; throws after `ms`. */
+async function eventually(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function threeNodes(): Promise<Fabric> {
+  const fabric = new Fabric();
+  const key = GroupKey.generate();
+  for (const seed of [11, 22, 33]) await fabric.add(key, seed);
+  await eventually(
+    () => {
+      const l = fabric.leader();
+      return l !== undefined && l.runner.core.membership.voters.length === 3 &&
+        l.runner.core.committedInTerm();
+    },
+    8000,
+    "three voters",
+  );
+  return fabric;
+}
+
+test(
+  "driver: fresh nodes form one cluster — the lowest PeerId bootstraps, the others are added and promoted",
+  async () => {
+    const fabric = await threeNodes();
+    try {
+      const ids = [...fabric.drivers.keys()].sort();
+      const clusters = new Set([...fabric.drivers.values()].map((d) => d.runner.core.clusterId));
+      assertEquals(clusters.size, 1, "one cluster");
+      // the bootstrap entry names the lowest id as the founding voter
+      const first = fabric.drivers.get(ids[0]!)!.runner.core.log.entry(1)?.command as {
+        body: { voters: string[] };
+      };
+      assertEquals(first.body.voters, [ids[0]]);
+    } finally {
+      await fabric.close();
+    }
+  },
+  { timeout: 20_000 },
+);
+
+test(
+  "driver: execute through a follower is forwarded, commits everywhere, and reads see it",
+  async () => {
+    const fabric = await threeNodes();
+    try {
+      const follower = [...fabric.drivers.values()].find((d) => d.runner.core.role !== "leader")!;
+      const range = await follower.submit([{ add: 5 }], true);
+      assert(range.start >= 1 && range.end === range.start);
+      const r2 = await follower.submit([{ add: 1 }, { add: 2 }], false);
+      assertEquals(r2.end - r2.start, 1, "feedMany gives a contiguous range");
+      assert(r2.start > range.end);
+      const strong = await follower.query(null, "strong");
+      assert(strong.result === 5 || strong.result === 8, `strong read ${strong.result}`);
+      await follower.submit([{ add: 0 }], true);
+      const after = await follower.query(null, "strong");
+      assertEquals(after.result, 8);
+      await eventually(() =>
+        [...fabric.drivers.values()].every((d) => d.runner.applied.index >= after.atPosition.index)
+      );
+      for (const d of fabric.drivers.values()) {
+        assertEquals(
+          (await d.query(null, "weak")).result,
+          8,
+        );
+      }
+    } finally {
+      await fabric.close();
+    }
+  },
+  { timeout: 20_000 },
+);
+
+test("driver: ten concurrent executes from two nodes commit at distinct indices", async () => {
+  const fabric = await threeNodes();
+  try {
+    const [a, b] = [...fabric.drivers.values()];
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a! : b!).submit([{ add: 1 }], true)),
+    );
+    const indices = results.map((r) => r.start);
+    assertEquals(new Set(indices).size, 10);
+    assertEquals((await a!.query(null, "strong")).result, 10);
+  } finally {
+    await fabric.close();
+  }
+}, { timeout: 20_000 });
+
+test(
+  "driver: when the leader leaves, the others elect a new leader and writes continue",
+  async () => {
+    const fabric = await threeNodes();
+    try {
+      const old = fabric.leader()!;
+      await old.submit([{ add: 3 }], true);
+      const oldId = old.runner.core.id;
+      await old.leave();
+      fabric.drivers.delete(oldId);
+      await eventually(() => fabric.leader() !== undefined, 5000, "new leader");
+      const next = fabric.leader()!;
+      await next.submit([{ add: 4 }], true);
+      assertEquals((await next.query(null, "strong")).result, 7);
+      await eventually(() => !next.runner.core.isMember(oldId), 5000, "departed member removed");
+    } finally {
+      await fabric.close();
+    }
+  },
+  { timeout: 20_000 },
+);
+
+test("driver: bad input and offline calls fail with their typed errors", async () => {
+  const fabric = await threeNodes();
+  try {
+    const d = [...fabric.drivers.values()].find((x) => x.runner.core.role !== "leader")!;
+    await assertRejects(() => d.submit([], true), NoCommandsError);
+    await assertRejects(() => d.submit([{ add: () => 1 } as unknown as Cmd], true), EncodingError);
+    fabric.isolate(d.runner.core.id);
+    const err = await assertRejects(() => d.submit([{ add: 9 }], true), OfflineError);
+    assertEquals((err as OfflineError<Cmd, null>).commands, [{ add: 9 }]);
+    await assertRejects(() => d.query(null, "strong"), OfflineError);
+    await d.close();
+    await assertRejects(() => d.submit([{ add: 1 }], true), GroupTerminatedError);
+  } finally {
+    await fabric.close();
+  }
+}, { timeout: 20_000 });
