@@ -54,6 +54,8 @@ export interface DriverOptions<M extends AnyStateMachine> {
   readonly link: GroupLink;
   /** Randomness for election timeouts and cluster ids (default: seeded from crypto). */
   readonly rng?: Rng;
+  /** Where to publish status (default: a new Watch); lets a handle exist before the driver starts. */
+  readonly status?: Watch<GroupStatus>;
 }
 
 interface PeerInfo {
@@ -97,7 +99,9 @@ export class GroupDriver<M extends AnyStateMachine> {
     this.#observer = this.#preference().kind === "observer";
     this.#bootstrapAfter = c.effectiveBootstrapDelay() * this.#machineMultiplier() +
       rng.int(Math.max(1, c.electionTimeoutJitter));
-    this.status = new Watch<GroupStatus>(this.#computeStatus(), { equals: groupStatusEquals });
+    this.status = opts.status ??
+      new Watch<GroupStatus>(this.#computeStatus(), { equals: groupStatusEquals });
+    this.status.set(this.#computeStatus());
     this.#timer = setInterval(() => this.#tick(), tickMs);
   }
 

@@ -1,0 +1,277 @@
+// The Groups registry and the Group<M> handle: idempotent joins per GroupId, reference-counted handles over a driver.
+
+import type { NodeId } from "../raft/types.ts";
+import type { Cursor, Index, IndexRange } from "../primitives/cursor.ts";
+import type { GroupId, PeerId } from "../primitives/ids.ts";
+import type { AnyStateMachine, CommandOf, QueryOf, ResultOf } from "../machine/state_machine.ts";
+import { GroupBuilder, type GroupDefinition, type KeyedGroupBuilder } from "./builder.ts";
+import { GroupDriver, type GroupLink, type GroupMessage } from "./driver.ts";
+import { GroupTerminatedError, NoCommandsError } from "./errors.ts";
+import type { GroupKey } from "./key.ts";
+import type {
+  Bonds,
+  Consistency,
+  Group,
+  GroupConfig,
+  GroupStatus,
+  QueryResult,
+  SignalOptions,
+} from "./types.ts";
+import { Watch } from "./watch.ts";
+import { groupStatusEquals, When } from "./when.ts";
+
+/** What the registry tells the host about a joined group's traffic. */
+export interface GroupSink {
+  onMessage(from: NodeId, message: GroupMessage): void;
+  onPeerUp(peer: NodeId): void;
+  onPeerDown(peer: NodeId): void;
+}
+
+/** A group's connection to its peers, made by the host (the network's bond layer). */
+export interface AttachedLink extends GroupLink {
+  /** The current bonds of the group. */
+  bonds(): Bonds;
+  /** Stops routing this group's traffic; departures were sent before. */
+  detach(): void;
+}
+
+/** What the registry needs from the network. */
+export interface GroupHost {
+  /** This node's PeerId. */
+  readonly self: PeerId;
+  /** Starts routing traffic of `groupId` to `sink` (bonding with its members). */
+  attach(groupId: GroupId, sink: GroupSink): AttachedLink;
+}
+
+/** Messages that arrive before the driver has loaded its storage are kept, up to this many. */
+const EARLY_MESSAGES = 1024;
+
+class GroupInstance<M extends AnyStateMachine> {
+  readonly status: Watch<GroupStatus>;
+  readonly link: AttachedLink;
+  readonly driver: Promise<GroupDriver<M>>;
+  #driver: GroupDriver<M> | undefined;
+  #early: (() => void)[] = [];
+  handles = 0;
+  #stopped = false;
+
+  constructor(
+    readonly definition: GroupDefinition<M>,
+    host: GroupHost,
+    readonly onStopped: () => void,
+  ) {
+    this.status = new Watch<GroupStatus>({
+      leader: undefined,
+      self: host.self,
+      role: "follower",
+      online: false,
+      committed: 0,
+      logPosition: { term: 0, index: 0 },
+      term: 0,
+    }, { equals: groupStatusEquals });
+    const route = (f: (d: GroupDriver<M>) => void) => {
+      if (this.#driver !== undefined) f(this.#driver);
+      else if (this.#early.length < EARLY_MESSAGES) this.#early.push(() => f(this.#driver!));
+    };
+    this.link = host.attach(definition.groupId, {
+      onMessage: (from, m) => route((d) => d.onMessage(from, m)),
+      onPeerUp: (peer) => route((d) => d.onPeerUp(peer)),
+      onPeerDown: (peer) => route((d) => d.onPeerDown(peer)),
+    });
+    this.driver = GroupDriver.start({
+      definition,
+      self: host.self,
+      link: this.link,
+      status: this.status,
+    })
+      .then((d) => {
+        this.#driver = d;
+        if (this.#stopped) {
+          void d.close();
+        } else {
+          for (const f of this.#early) f();
+        }
+        this.#early = [];
+        return d;
+      });
+    this.driver.catch((err) => {
+      // storage could not be loaded: the group is unusable
+      this.status.close(new GroupTerminatedError("join", { cause: err }));
+      this.#stop();
+    });
+  }
+
+  /** Releases one handle; the last one leaves the group (gracefully when asked). */
+  async release(graceful: boolean): Promise<void> {
+    this.handles--;
+    if (this.handles > 0 || this.#stopped) return;
+    this.#stop();
+    try {
+      const d = await this.driver;
+      if (graceful) await d.leave();
+      else await d.close();
+    } catch {
+      // failed to start: nothing to leave
+    } finally {
+      this.link.detach();
+    }
+  }
+
+  #stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.onStopped();
+  }
+}
+
+/**
+ * The groups of one network node (`network.groups()`): builds group handles
+ * with the typestate builder and keeps one running group per GroupId.
+ * Joining a GroupId that is already joined returns another handle to the same
+ * group (the later machine and storage are not used); the group stops when
+ * its last handle is closed.
+ */
+export class Groups {
+  readonly #host: GroupHost;
+  readonly #active = new Map<string, GroupInstance<AnyStateMachine>>();
+  #closed = false;
+
+  constructor(host: GroupHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Starts building a join with the group's shared key.
+   *
+   * @example
+   * ```ts
+   * import type { Groups } from "./groups.ts";
+   * import { GroupKey } from "./key.ts";
+   * declare const groups: Groups;
+   * const group = groups.withKey(GroupKey.generate()).join(); // Group<NoOp>
+   * await group.when().leaderElected();
+   * ```
+   */
+  withKey(key: GroupKey): KeyedGroupBuilder {
+    return new GroupBuilder((def) => this.#join(def)).withKey(key);
+  }
+
+  /** GroupIds of the groups running on this node. */
+  active(): GroupId[] {
+    return [...this.#active.values()].map((g) => g.definition.groupId);
+  }
+
+  /** Leaves every group (gracefully). Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#active.values()];
+    await Promise.all(all.map(async (g) => {
+      g.handles = 1;
+      await g.release(true);
+    }));
+  }
+
+  #join<M extends AnyStateMachine>(definition: GroupDefinition<M>): Group<M> {
+    if (this.#closed) throw new GroupTerminatedError("join group");
+    const key = definition.groupId.toHex();
+    let instance = this.#active.get(key) as GroupInstance<M> | undefined;
+    if (instance === undefined) {
+      const created: GroupInstance<M> = new GroupInstance(definition, this.#host, () => {
+        if (this.#active.get(key) === (created as unknown)) this.#active.delete(key);
+      });
+      instance = created;
+      this.#active.set(key, instance as unknown as GroupInstance<AnyStateMachine>);
+    }
+    instance.handles++;
+    return new GroupHandle(instance);
+  }
+}
+
+/** One handle to a running group (see {@link Group}). */
+class GroupHandle<M extends AnyStateMachine> implements Group<M> {
+  readonly #g: GroupInstance<M>;
+  #closed = false;
+
+  constructor(instance: GroupInstance<M>) {
+    this.#g = instance;
+  }
+
+  id(): GroupId {
+    return this.#g.definition.groupId;
+  }
+  leader(): PeerId | undefined {
+    return this.#g.status.get().leader;
+  }
+  isLeader(): boolean {
+    return this.#g.status.get().role === "leader";
+  }
+  committed(): Index {
+    return this.#g.status.get().committed;
+  }
+  logPosition(): Cursor {
+    return this.#g.status.get().logPosition;
+  }
+  bonds(): Bonds {
+    return this.#g.link.bonds();
+  }
+  config(): GroupConfig {
+    const d = this.#g.definition;
+    return { groupId: d.groupId, key: d.key.toString(), consensus: d.consensus };
+  }
+  when(): When {
+    return new When(this.#g.status);
+  }
+
+  async execute(command: CommandOf<M>, options?: SignalOptions): Promise<Index> {
+    return (await this.#submit([command], true, "execute command", options)).start;
+  }
+  executeMany(commands: readonly CommandOf<M>[], options?: SignalOptions): Promise<IndexRange> {
+    return this.#submit(commands, true, "execute commands", options);
+  }
+  async feed(command: CommandOf<M>, options?: SignalOptions): Promise<Index> {
+    return (await this.#submit([command], false, "feed command", options)).start;
+  }
+  feedMany(commands: readonly CommandOf<M>[], options?: SignalOptions): Promise<IndexRange> {
+    return this.#submit(commands, false, "feed commands", options);
+  }
+  async query(
+    query: QueryOf<M>,
+    consistency: Consistency,
+    options?: SignalOptions,
+  ): Promise<QueryResult<ResultOf<M>>> {
+    const d = await this.#driver("query");
+    return d.query(query, consistency, options?.signal);
+  }
+
+  async leave(_options?: SignalOptions): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#g.release(true);
+  }
+  close(): Promise<void> {
+    return this.leave();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #submit(
+    commands: readonly CommandOf<M>[],
+    waitCommit: boolean,
+    what: string,
+    options: SignalOptions | undefined,
+  ): Promise<IndexRange> {
+    if (commands.length === 0) throw new NoCommandsError(what);
+    const d = await this.#driver(what);
+    return d.submit(commands, waitCommit, options?.signal);
+  }
+
+  async #driver(what: string): Promise<GroupDriver<M>> {
+    if (this.#closed) throw new GroupTerminatedError(what);
+    try {
+      return await this.#g.driver;
+    } catch (err) {
+      throw new GroupTerminatedError(what, { cause: err });
+    }
+  }
+}
