@@ -70,7 +70,7 @@ export class CoreRunner<M extends AnyStateMachine> {
   #commandWaiters: CommandWaiter[] = [];
   #readWaiters = new Map<string, ReadWaiter>();
   #readSeq = 0;
-  /** Errors thrown by the state machine while applying, for diagnostics. */
+  /** The latest errors thrown by the state machine while applying (at most 100), for diagnostics. */
   readonly applyErrors: { index: Index; error: unknown }[] = [];
   #lastApplied: Cursor = { term: 0, index: 0 };
 
@@ -293,6 +293,8 @@ export class CoreRunner<M extends AnyStateMachine> {
         if (machine.applyBatch !== undefined) machine.applyBatch(batch, ctx);
         else for (const c of batch) machine.apply(c, ctx);
       } catch (error) {
+        // bounded: a machine that throws on every command must not grow memory
+        if (this.applyErrors.length >= 100) this.applyErrors.shift();
         this.applyErrors.push({ index: at.index, error });
       }
       batch = [];
