@@ -65,3 +65,21 @@ export {
 export { InMemoryLogStore } from "./storage/memory.ts";
 export { decodeEntry, encodeEntry } from "./lib/wire/entry.ts";
 export { EncodingError } from "./lib/wire/errors.ts";
+export {
+  CommandLostError,
+  GroupTerminatedError,
+  NoCommandsError,
+  OfflineError,
+} from "./lib/groups/errors.ts";
+export {
+  type Bond,
+  type Bonds,
+  Consistency,
+  type Group,
+  type GroupConfig,
+  type GroupRole,
+  type GroupStatus,
+  type QueryResult,
+  type SignalOptions,
+} from "./lib/groups/types.ts";
+export type { When } from "./lib/groups/when.ts";
