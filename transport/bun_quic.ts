@@ -280,7 +280,7 @@ export class BunQuicTransport implements Transport {
     signal?.throwIfAborted();
     if (this.#closing !== undefined) throw new Error("Cannot dial: transport is closed");
     const where = formatAddress(target.address);
-    const pinned = sha256(target.certificateDer);
+    const pinned = target.certificateHash.slice();
     const host = await resolveHost(target.address.host);
     signal?.throwIfAborted();
     if (this.#closing !== undefined) throw new Error("Cannot dial: transport is closed");

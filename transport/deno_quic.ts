@@ -1,6 +1,5 @@
 // Raw-QUIC transport for Deno: Deno.QuicEndpoint and Deno.connectQuic (needs `--unstable-net`), ALPN `mosaik/1`, pinned certificates.
 
-import { pem, sha256 } from "./cert.ts";
 import type {
   CloseInfo,
   Connection,
@@ -55,6 +54,14 @@ const DEFAULTS: Required<DenoQuicOptions> = {
 };
 
 /**
+ * Deno.connectQuic's options plus `serverCertificateHashes`, which Deno
+ * honours (pinning as in WebTransport) but does not declare yet.
+ */
+type ConnectOptions = Deno.ConnectQuicOptions<false> & {
+  serverCertificateHashes: { algorithm: "sha-256"; value: Uint8Array }[];
+};
+
+/**
  * The raw-QUIC adapter for Deno (`name` `deno_quic`, `family` `quic`): it
  * interoperates with `bun_quic`. Needs `--unstable-net` (or
  * `"unstable": ["net"]` in deno.json).
@@ -86,7 +93,7 @@ export function denoQuic(options: DenoQuicOptions = {}): TransportFactory {
 
 interface DenoQuicApi {
   QuicEndpoint: typeof Deno.QuicEndpoint;
-  connectQuic: typeof Deno.connectQuic;
+  connectQuic: (options: ConnectOptions) => Promise<Deno.QuicConn>;
 }
 
 /** The adapter behind {@link denoQuic}; use the factory unless you need the class. */
@@ -166,16 +173,17 @@ export class DenoQuicTransport implements Transport {
     signal?.throwIfAborted();
     if (this.#closing !== undefined) throw new Error("Cannot dial: transport is closed");
     const where = formatAddress(target.address);
-    const hash = await sha256(target.certificateDer);
-    signal?.throwIfAborted();
-    if (this.#closing !== undefined) throw new Error("Cannot dial: transport is closed");
+    const hash = target.certificateHash.slice();
     let connecting: Promise<Deno.QuicConn>;
     try {
       connecting = this.#api.connectQuic({
         hostname: target.address.host,
         port: target.address.port,
         alpnProtocols: [MOSAIK_ALPN],
-        caCerts: [pem("CERTIFICATE", target.certificateDer)],
+        // Pin by hash. Deno accepts serverCertificateHashes (as in WebTransport)
+        // though its type declarations do not list it yet; a wrong hash fails
+        // the handshake with UnknownIssuer.
+        serverCertificateHashes: [{ algorithm: "sha-256", value: hash }],
         serverName: target.serverName,
         endpoint: this.#endpointForDials(),
         zeroRtt: false,

@@ -60,7 +60,7 @@
  */
 
 import { SeededRng } from "../lib/primitives/rng.ts";
-import { peerIdHexFromServerName, sha256 } from "./cert.ts";
+import { peerIdHexFromServerName } from "./cert.ts";
 import type {
   CloseInfo,
   Connection,
@@ -1136,10 +1136,7 @@ class MemoryTransport implements Transport {
     const signal = options.signal;
     signal?.throwIfAborted();
     if (this.#closed) throw new Error("Cannot dial: transport is closed");
-    const pinned = await sha256(target.certificateDer);
-    signal?.throwIfAborted();
-    if (this.#closed) throw new Error("Cannot dial: transport is closed");
-    return await this.#fabric.dial(this, target, pinned, signal);
+    return await this.#fabric.dial(this, target, target.certificateHash, signal);
   }
 
   /** The port peers see this node's connections come from: its first listener's, like a shared QUIC endpoint. */

@@ -28,8 +28,11 @@ export interface TlsIdentity {
 /** What a dialer needs to reach and authenticate a peer. */
 export interface DialTarget {
   readonly address: SocketAddress;
-  /** The peer's certificate (DER), pinned: anything else fails the dial. */
-  readonly certificateDer: Uint8Array;
+  /**
+   * SHA-256 of the peer's certificate (from its signed peer entry or its
+   * PeerAddr), pinned: a peer presenting any other certificate fails the dial.
+   */
+  readonly certificateHash: Uint8Array;
   /** The peer's TLS server name (its certificate's SAN). */
   readonly serverName: string;
 }

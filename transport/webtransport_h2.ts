@@ -18,7 +18,6 @@
 
 import http2 from "node:http2";
 import { createHash, randomBytes } from "node:crypto";
-import { sha256 } from "./cert.ts";
 import { CloseCode } from "./types.ts";
 import { AsyncQueue } from "./_queue.ts";
 import type {
@@ -525,7 +524,7 @@ class H2Transport implements Transport {
 
   async #dial(target: DialTarget, signal: AbortSignal): Promise<H2Connection> {
     const lib = await loadLibrary();
-    const expected = await sha256(target.certificateDer);
+    const expected = target.certificateHash;
     signal.throwIfAborted();
     const { host, port } = target.address;
     const hostPart = host.includes(":") ? `[${host}]` : host;

@@ -215,7 +215,7 @@ async function readExactly(
 function targetOf(listener: Listener, identity: TlsIdentity): DialTarget {
   return {
     address: listener.address,
-    certificateDer: identity.certificateDer,
+    certificateHash: identity.certificateHash,
     serverName: identity.serverName,
   };
 }
@@ -609,7 +609,7 @@ const CASES: TransportConformanceCase[] = [
         const stranger = await randomIdentity();
         const target: DialTarget = {
           address: listener.address,
-          certificateDer: stranger.certificateDer,
+          certificateHash: stranger.certificateHash,
           serverName: b.identity.serverName,
         };
         const dialled = await within(
@@ -630,7 +630,7 @@ const CASES: TransportConformanceCase[] = [
         const identity = await randomIdentity();
         const target: DialTarget = {
           address: await h.closedAddress(),
-          certificateDer: identity.certificateDer,
+          certificateHash: identity.certificateHash,
           serverName: identity.serverName,
         };
         const controller = new AbortController();
@@ -749,7 +749,7 @@ const CASES: TransportConformanceCase[] = [
         const redial = await settle(
           a.transport.dial({
             address: { host: "127.0.0.1", port: 1 },
-            certificateDer: b.identity.certificateDer,
+            certificateHash: b.identity.certificateHash,
             serverName: b.identity.serverName,
           }),
         );

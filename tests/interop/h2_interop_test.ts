@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { runtime, test } from "../harness.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { webTransportH2 } from "../../transport/webtransport_h2.ts";
+import { sha256 } from "../../transport/cert.ts";
 import type { CloseInfo } from "../../transport/types.ts";
 import { randomIdentity } from "../conformance/transport.ts";
 import { DONE_CODE, doneReason, exchange, type Listening, serve } from "./h2_peer.ts";
@@ -181,7 +182,7 @@ test(`webtransport_h2 interop: ${other} listens, ${runtime} dials`, async () => 
     const listening = await peer.event<Listening>("listening");
     const conn = await transport.dial({
       address: { host: "127.0.0.1", port: listening.port },
-      certificateDer: new Uint8Array(Buffer.from(listening.certificate, "base64")),
+      certificateHash: await sha256(new Uint8Array(Buffer.from(listening.certificate, "base64"))),
       serverName: listening.serverName,
     });
     assertEquals(await peer.guard(exchange(conn, MESSAGES), "the exchange"), other);

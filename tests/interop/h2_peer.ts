@@ -11,7 +11,7 @@
 import { Buffer } from "node:buffer";
 import process from "node:process";
 import { webTransportH2 } from "../../transport/webtransport_h2.ts";
-import { createTlsIdentity, serverNameFor } from "../../transport/cert.ts";
+import { createTlsIdentity, serverNameFor, sha256 } from "../../transport/cert.ts";
 import { FramedStream } from "../../transport/framed.ts";
 import { CloseCode, type CloseInfo, type Connection } from "../../transport/types.ts";
 
@@ -146,7 +146,7 @@ async function main(args: string[]): Promise<void> {
       ];
       const conn = await transport.dial({
         address: { host: "127.0.0.1", port: Number(port) },
-        certificateDer: new Uint8Array(Buffer.from(certificate, "base64")),
+        certificateHash: await sha256(new Uint8Array(Buffer.from(certificate, "base64"))),
         serverName,
       });
       const peer = await exchange(conn, Number(count));

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { createTlsIdentity, derFromPem, serverNameFor } from "../../transport/cert.ts";
+import { createTlsIdentity, derFromPem, serverNameFor, sha256 } from "../../transport/cert.ts";
 import { defaultTransport } from "../../transport/default.ts";
 import type { CloseInfo } from "../../transport/types.ts";
 import { assert, assertEquals } from "../assert.ts";
@@ -147,7 +147,7 @@ test(`${runtime} dials ${other} over raw QUIC and exchanges framed messages`, as
       const peer = await child.next<PeerTarget>();
       const conn = await transport.dial({
         address: peer.address,
-        certificateDer: derFromPem(peer.certificatePem),
+        certificateHash: await sha256(derFromPem(peer.certificatePem)),
         serverName: peer.serverName,
       });
       assertEquals(await exchange(conn), messages().length);
@@ -202,7 +202,7 @@ test("a Bun writer stalls against a paused Deno reader, then delivers everything
         const peer = await child.next<PeerTarget>();
         const conn = await transport.dial({
           address: peer.address,
-          certificateDer: derFromPem(peer.certificatePem),
+          certificateHash: await sha256(derFromPem(peer.certificatePem)),
           serverName: peer.serverName,
         });
         const written = await floodUntilStalled(conn);

@@ -14,7 +14,7 @@
 // A failure prints {error} and exits with status 1.
 
 import process from "node:process";
-import { createTlsIdentity, derFromPem, serverNameFor } from "../../transport/cert.ts";
+import { createTlsIdentity, derFromPem, serverNameFor, sha256 } from "../../transport/cert.ts";
 import { defaultTransport } from "../../transport/default.ts";
 import { FramedStream } from "../../transport/framed.ts";
 import type { Connection, SocketAddress, Transport } from "../../transport/types.ts";
@@ -224,7 +224,7 @@ async function connectTo(transport: Transport, json: string): Promise<Connection
   const peer = JSON.parse(json) as PeerTarget;
   return await transport.dial({
     address: peer.address,
-    certificateDer: derFromPem(peer.certificatePem),
+    certificateHash: await sha256(derFromPem(peer.certificatePem)),
     serverName: peer.serverName,
   });
 }

@@ -75,7 +75,7 @@ async function pair(seed: number): Promise<Pair> {
   const incoming = listener.connections()[Symbol.asyncIterator]().next();
   const ca = await a.transport.dial({
     address: listener.address,
-    certificateDer: b.tls.certificateDer,
+    certificateHash: b.tls.certificateHash,
     serverName: b.tls.serverName,
   });
   const next = await incoming;

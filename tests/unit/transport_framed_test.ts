@@ -267,7 +267,7 @@ test("framed messages over a memory connection, both ways", async () => {
   const accepting = listener.connections()[Symbol.asyncIterator]().next();
   const ab = await a.dial({
     address: listener.address,
-    certificateDer: ib.certificateDer,
+    certificateHash: ib.certificateHash,
     serverName: ib.serverName,
   });
   const accepted = await accepting;

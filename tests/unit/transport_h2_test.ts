@@ -47,7 +47,7 @@ async function pair(options: WebTransportH2Options = {}): Promise<Pair> {
     listener,
     target: {
       address: listener.address,
-      certificateDer: serverIdentity.certificateDer,
+      certificateHash: serverIdentity.certificateHash,
       serverName: serverIdentity.serverName,
     },
     close: async () => {
@@ -212,7 +212,7 @@ test("webtransport_h2: a dial expecting another certificate fails and delivers n
   try {
     const other = await randomIdentity();
     await assertRejects(
-      () => p.client.dial({ ...p.target, certificateDer: other.certificateDer }),
+      () => p.client.dial({ ...p.target, certificateHash: other.certificateHash }),
       Error,
       "does not match the pinned hash",
     );
@@ -230,7 +230,7 @@ test("webtransport_h2: a dial honours its AbortSignal before and during the TLS 
     const other = await randomIdentity();
     const target = {
       address: silent.address,
-      certificateDer: other.certificateDer,
+      certificateHash: other.certificateHash,
       serverName: other.serverName,
     };
     const early = new AbortController();
@@ -257,7 +257,7 @@ test("webtransport_h2: a dial to a server that never answers times out", async (
       () =>
         t.dial({
           address: silent.address,
-          certificateDer: other.certificateDer,
+          certificateHash: other.certificateHash,
           serverName: other.serverName,
         }),
       Error,
@@ -481,7 +481,7 @@ test("webtransport_h2: transport.close ends listeners, connections and pending d
     const other = await randomIdentity();
     const pending = p.client.dial({
       address: silent.address,
-      certificateDer: other.certificateDer,
+      certificateHash: other.certificateHash,
       serverName: other.serverName,
     });
     pending.catch(() => {}); // asserted below, after it fails
@@ -516,7 +516,7 @@ test("webtransport_h2: works over IPv6 loopback", async () => {
     const accepted = listener.connections()[Symbol.asyncIterator]().next();
     const conn = await client.dial({
       address: listener.address,
-      certificateDer: serverIdentity.certificateDer,
+      certificateHash: serverIdentity.certificateHash,
       serverName: serverIdentity.serverName,
     });
     const next = await accepted;

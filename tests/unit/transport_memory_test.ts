@@ -89,7 +89,7 @@ async function node(net: MemoryNetwork): Promise<Node> {
 function target(to: Node): DialTarget {
   return {
     address: to.listener.address,
-    certificateDer: to.identity.certificateDer,
+    certificateHash: to.identity.certificateHash,
     serverName: to.identity.serverName,
   };
 }
@@ -164,7 +164,7 @@ test("dials are refused for unbound ports and foreign hosts, and fail on a wrong
     );
     const stranger = await randomIdentity();
     await assertRejects(
-      () => a!.transport.dial({ ...t, certificateDer: stranger.certificateDer }),
+      () => a!.transport.dial({ ...t, certificateHash: stranger.certificateHash }),
       Error,
       "not the pinned certificate",
     );
@@ -297,8 +297,8 @@ test("a dial across a partition waits for heal()", async () => {
   await withNet({ latencyMs: 1 }, 2, async (net, [a, b]) => {
     net.partition([a!.hex], [b!.hex]);
     const accepted = b!.listener.connections()[Symbol.asyncIterator]();
-    const dial = watch(a!.transport.dial(target(b!)));
     const packets = net.stats().packets;
+    const dial = watch(a!.transport.dial(target(b!)));
     await until(() => net.stats().packets > packets, "the handshake to be sent");
     await sleep(20);
     assert(!dial.settled, "the handshake cannot cross the partition");

@@ -131,7 +131,7 @@ async function withPair(
       Promise.all([
         a.dial({
           address: listener.address,
-          certificateDer: bIdentity.certificateDer,
+          certificateHash: bIdentity.certificateHash,
           serverName: bIdentity.serverName,
         }),
         listener.connections()[Symbol.asyncIterator]().next(),
@@ -190,7 +190,7 @@ test(`${adapter}: dial failures say what failed`, async () => {
       () =>
         transport.dial({
           address: { host: "127.0.0.1", port },
-          certificateDer: identity.certificateDer,
+          certificateHash: identity.certificateHash,
           serverName: identity.serverName,
         }),
       Error,
@@ -202,7 +202,7 @@ test(`${adapter}: dial failures say what failed`, async () => {
       () =>
         transport.dial({
           address: listener.address,
-          certificateDer: stranger.certificateDer,
+          certificateHash: stranger.certificateHash,
           serverName: identity.serverName,
         }),
       Error,
