@@ -36,6 +36,7 @@ import {
   utf8,
 } from "../../primitives/bytes.ts";
 import type { GroupKey } from "../key.ts";
+import { CloseCode } from "../../../transport/types.ts";
 
 /** Protocol version carried in {@link Hello} and {@link HelloAck}. */
 export const BOND_HANDSHAKE_VERSION = 1;
@@ -50,25 +51,25 @@ export const ID_SIZE = 32;
 export const SIGNATURE_SIZE = 64;
 
 /**
- * Close codes the handshake ends with; the same numbers as the Rust crate and
- * `transport/types.ts` `CloseCode`.
+ * Close codes the handshake ends with: the subset of `CloseCode`
+ * (transport/types.ts, the Rust crate's numbers) that a handshake can produce.
  */
 export const HandshakeCode = {
   /** Malformed message: wrong version, missing field, wrong size or type, our own PeerId. */
-  ProtocolViolation: 400,
+  ProtocolViolation: CloseCode.ProtocolViolation,
   /** Bad key proof or bad signature. */
-  Unauthorized: 401,
+  Unauthorized: CloseCode.Unauthorized,
   /** The peer is on another network. */
-  WrongNetwork: 30400,
+  WrongNetwork: CloseCode.WrongNetwork,
   /** The acceptor has no group with the requested id. */
-  UnknownGroup: 30404,
+  UnknownGroup: CloseCode.UnknownGroup,
   /** The tie-break closed this bond in favour of a duplicate ({@link survivingBond}). */
-  DuplicateBond: 30405,
+  DuplicateBond: CloseCode.DuplicateBond,
   /**
    * The handshake did not finish in time. This module has no clock: the caller
    * runs the timer and closes with this code when it fires.
    */
-  HandshakeTimeout: 30408,
+  HandshakeTimeout: CloseCode.HandshakeTimeout,
 } as const;
 
 /** One of the {@link HandshakeCode} values. */
