@@ -39,6 +39,8 @@ import {
 } from "../../transport/types.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { test } from "../harness.ts";
+import { pattern } from "../bytes.ts";
+import { concatBytes } from "../../lib/primitives/bytes.ts";
 
 /** How the suite gets transports of the adapter under test. */
 export interface TransportHarness {
@@ -144,27 +146,6 @@ async function settle<T>(
   }
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
-/** Deterministic bytes for a (seed, length), cheap to regenerate for comparison. */
-function pattern(seed: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  for (let i = 0; i < length; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
@@ -187,7 +168,7 @@ async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done) return concat(parts);
+      if (done) return concatBytes(...parts);
       parts.push(value);
     }
   } finally {
@@ -209,7 +190,7 @@ async function readExactly(
     got += value.byteLength;
   }
   assertEquals(got, n, `expected exactly ${n} bytes, got ${got}`);
-  return concat(parts);
+  return concatBytes(...parts);
 }
 
 function targetOf(listener: Listener, identity: TlsIdentity): DialTarget {

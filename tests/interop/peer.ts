@@ -17,6 +17,7 @@ import process from "node:process";
 import { createTlsIdentity, derFromPem, serverNameFor, sha256 } from "../../transport/cert.ts";
 import { defaultTransport } from "../../transport/default.ts";
 import { FramedStream } from "../../transport/framed.ts";
+import { pattern } from "../bytes.ts";
 import type { Connection, SocketAddress, Transport } from "../../transport/types.ts";
 
 /** What a listening peer prints first, and a dialing peer takes on its command line. */
@@ -39,16 +40,6 @@ export function messages(): PeerMessage[] {
   const out: PeerMessage[] = [];
   for (let i = 0; i < 2000; i++) out.push({ i, text: "x".repeat(i % 97) });
   for (let i = 0; i < 3; i++) out.push(pattern(i, 1024 * 1024));
-  return out;
-}
-
-function pattern(seed: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  for (let i = 0; i < length; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
   return out;
 }
 

@@ -1,6 +1,7 @@
 // GroupDriver over an in-process link: bootstrap tie-break, autopilot, forwarding, reads, failover, bad input.
 
 import { test } from "../harness.ts";
+import { Counter, type CounterCommand } from "../counter.ts";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { GroupBuilder, type GroupDefinition } from "../../lib/groups/builder.ts";
 import { ConsensusConfig } from "../../lib/groups/config.ts";
@@ -8,25 +9,11 @@ import { GroupDriver, type GroupLink, type GroupMessage } from "../../lib/groups
 import { GroupTerminatedError, NoCommandsError, OfflineError } from "../../lib/groups/errors.ts";
 import { GroupKey } from "../../lib/groups/key.ts";
 import type { Group } from "../../lib/groups/types.ts";
-import type { ApplyContext, StateMachine } from "../../lib/machine/state_machine.ts";
 import { PeerId } from "../../lib/primitives/ids.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { EncodingError } from "../../lib/wire/errors.ts";
 
-type Cmd = { add: number };
-
-class Counter implements StateMachine<Cmd, null, number> {
-  value = 0;
-  signature(): string {
-    return "counter/v1";
-  }
-  apply(c: Cmd, _ctx: ApplyContext): void {
-    this.value += c.add;
-  }
-  query(): number {
-    return this.value;
-  }
-}
+type Cmd = CounterCommand;
 
 const CONFIG = ConsensusConfig.builder()
   .withHeartbeatInterval(20)

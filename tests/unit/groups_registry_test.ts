@@ -1,6 +1,7 @@
 // Groups registry and Group handles over an in-process host: join variants, idempotent joins, lifecycle, errors.
 
 import { test } from "../harness.ts";
+import { Counter, type CounterCommand } from "../counter.ts";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import {
   type AttachedLink,
@@ -13,27 +14,11 @@ import { ConsensusConfig } from "../../lib/groups/config.ts";
 import { GroupTerminatedError, NoCommandsError } from "../../lib/groups/errors.ts";
 import { GroupKey } from "../../lib/groups/key.ts";
 import { Consistency, type Group } from "../../lib/groups/types.ts";
-import type { ApplyContext, StateMachine } from "../../lib/machine/state_machine.ts";
 import { type GroupId, PeerId } from "../../lib/primitives/ids.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
 
-type Cmd = { add: number };
-
-class Counter implements StateMachine<Cmd, null, number> {
-  value = 0;
-  applied = 0;
-  signature(): string {
-    return "counter/v1";
-  }
-  apply(c: Cmd, _ctx: ApplyContext): void {
-    this.value += c.add;
-    this.applied++;
-  }
-  query(): number {
-    return this.value;
-  }
-}
+type Cmd = CounterCommand;
 
 const CONFIG = ConsensusConfig.builder()
   .withHeartbeatInterval(20)

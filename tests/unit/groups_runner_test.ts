@@ -1,29 +1,16 @@
 // CoreRunner: async storage ordering, command waiters (applied / lost), ReadIndex reads, restart, fatal storage errors.
 
 import { test } from "../harness.ts";
+import { Counter, type CounterCommand } from "../counter.ts";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { CoreRunner, ReadDroppedError } from "../../lib/groups/runner.ts";
 import { CommandLostError, GroupTerminatedError } from "../../lib/groups/errors.ts";
 import type { NodeId, RaftMessage } from "../../lib/raft/types.ts";
-import type { ApplyContext, StateMachine } from "../../lib/machine/state_machine.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
 import { type HardState, type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
 
-type Cmd = { add: number };
-
-class Counter implements StateMachine<Cmd, null, number> {
-  value = 0;
-  signature(): string {
-    return "counter/v1";
-  }
-  apply(c: Cmd, _ctx: ApplyContext): void {
-    this.value += c.add;
-  }
-  query(): number {
-    return this.value;
-  }
-}
+type Cmd = CounterCommand;
 
 /** Every call answers asynchronously (after a macrotask-free microtask hop), like a real store. */
 class AsyncStore implements Storage<Cmd> {
