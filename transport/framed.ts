@@ -6,6 +6,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   encode,
   FrameDecoder,
+  FrameTooLargeError,
   WireError,
   writeFrame,
 } from "../lib/wire/mod.ts";
@@ -60,7 +61,7 @@ export interface FramedStreamOptions {
  */
 export class FramedStream<T = unknown> implements AsyncDisposable {
   readonly #stream: Stream;
-  readonly #maxFrameSize: number;
+  #maxFrameSize: number;
   readonly #onViolation: ((err: WireError) => void) | undefined;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -95,6 +96,23 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
       this.#reader.releaseLock();
       throw err;
     }
+  }
+
+  /** Largest payload in bytes, sent or received. */
+  get maxFrameSize(): number {
+    return this.#maxFrameSize;
+  }
+
+  /**
+   * Changes the size limit, e.g. once a stream's header told what it
+   * carries. Frames already read but not yet received are held to the new
+   * limit too.
+   *
+   * @throws {RangeError} when `value` is not an integer from 0 to 2^32 - 1
+   */
+  set maxFrameSize(value: number) {
+    this.#decoder.maxFrameSize = value;
+    this.#maxFrameSize = value;
   }
 
   /**
@@ -180,6 +198,9 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
         if (this.#payloadHead === this.#payloads.length) {
           this.#payloads = [];
           this.#payloadHead = 0;
+        }
+        if (payload.byteLength > this.#maxFrameSize) {
+          throw this.#violation(new FrameTooLargeError(payload.byteLength, this.#maxFrameSize));
         }
         try {
           return { done: false, value: decode(payload) as T };

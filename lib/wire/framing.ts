@@ -79,7 +79,7 @@ export function encodeFrame(payload: Uint8Array, maxFrameSize?: number): Uint8Ar
  * ```
  */
 export class FrameDecoder {
-  readonly #maxFrameSize: number;
+  #maxFrameSize: number;
   /** Unconsumed input, in order; `#parts[#head]` is the oldest. */
   #parts: Uint8Array[] = [];
   #head = 0;
@@ -94,6 +94,21 @@ export class FrameDecoder {
    */
   constructor(options: FrameOptions = {}) {
     this.#maxFrameSize = maxFrameSizeOf(options.maxFrameSize);
+  }
+
+  /** Largest payload accepted. */
+  get maxFrameSize(): number {
+    return this.#maxFrameSize;
+  }
+
+  /**
+   * Changes the limit for frames whose header is read from now on (a
+   * protocol that learns its limit from a first frame).
+   *
+   * @throws {RangeError} when `value` is not an integer from 0 to 2^32 - 1
+   */
+  set maxFrameSize(value: number) {
+    this.#maxFrameSize = maxFrameSizeOf(value);
   }
 
   /** Bytes held for frames not yet complete (headers already parsed are not counted). */

@@ -9,6 +9,7 @@ import {
   type BondClose,
   BondError,
   type BondTimings,
+  channelOf,
   openBond,
   type OpenBondOptions,
 } from "../../lib/groups/bond/bond.ts";
@@ -129,9 +130,42 @@ async function bond(
   dial: Partial<OpenBondOptions> = {},
   accept: Partial<AcceptBondOptions> = {},
 ): Promise<[Bond, Bond]> {
-  const accepted = nextStream(p.cb).then((s) => acceptBond(p.cb, s, acceptorOptions(p, accept)));
-  const opened = openBond(p.ca, dialerOptions(p, dial));
+  const accepted = nextStream(p.cb).then((s) =>
+    acceptBond(channelOf(p.cb, s), acceptorOptions(p, accept))
+  );
+  const opened = open(p, dialerOptions(p, dial));
   return await Promise.all([opened, accepted]);
+}
+
+/** Opens a bond from a to b on a new stream of their connection. */
+async function open(p: Pair, options: OpenBondOptions): Promise<Bond> {
+  return await openBond(channelOf(p.ca, await p.ca.openStream()), options);
+}
+
+/** Accepts the next stream b gets as a bond. */
+function accept(p: Pair, extra: Partial<AcceptBondOptions> = {}): Promise<Bond> {
+  return nextStream(p.cb).then((s) => acceptBond(channelOf(p.cb, s), acceptorOptions(p, extra)));
+}
+
+/** The next frame on a raw stream, decoded (the handshake's close frame in these tests). */
+async function readFrame(stream: Stream): Promise<unknown> {
+  const reader = stream.readable.getReader();
+  let buf = new Uint8Array(0);
+  try {
+    for (;;) {
+      if (buf.length >= 4 && buf.length >= 4 + new DataView(buf.buffer).getUint32(0)) {
+        return decode(buf.subarray(4, 4 + new DataView(buf.buffer).getUint32(0)));
+      }
+      const r = await reader.read();
+      assert(!r.done, "stream ended before a whole frame");
+      const merged = new Uint8Array(buf.length + r.value.length);
+      merged.set(buf);
+      merged.set(r.value, buf.length);
+      buf = merged;
+    }
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 /** `promise`, or a rejection naming `what` after `ms`. */
@@ -202,6 +236,12 @@ test("bond: both sides authenticate each other and exchange messages in order", 
     const seen = await within(bb.closed, 5_000, "remote close");
     assertEquals(seen, { code: 0, reason: "done", remote: true });
     assertEquals(ba.send({ t: "bye" }), false);
+    await ba[Symbol.asyncDispose]();
+    await bb[Symbol.asyncDispose]();
+    // Closing a bond leaves the connection to the other bonds and discovery.
+    const [ba2, bb2] = await bond(p);
+    ba2.close(CloseCode.Normal, "again");
+    assertEquals((await within(bb2.closed, 5_000, "second close")).reason, "again");
   } finally {
     await p.close();
   }
@@ -232,12 +272,15 @@ test("bond: a message that is not encodable throws EncodingError and the bond st
 test("bond: wrong group key fails both sides and the dialer sees 401", async () => {
   const p = await pair(3);
   try {
-    const accepted = nextStream(p.cb).then((s) => acceptBond(p.cb, s, acceptorOptions(p)));
-    const opened = openBond(p.ca, dialerOptions(p, { key: GroupKey.fromSecret("other key") }));
+    const accepted = accept(p);
+    const opened = open(p, dialerOptions(p, { key: GroupKey.fromSecret("other key") }));
     const [ea, eb] = await Promise.all([bondError(opened), bondError(accepted)]);
     assertEquals(ea.code, CloseCode.Unauthorized);
     assertEquals(eb.code, CloseCode.Unauthorized);
-    assertEquals((await p.cb.closed).code, CloseCode.Unauthorized);
+    // The refusal travels on the bond's stream; the shared connection stays up.
+    const [ba, bb] = await bond(p);
+    ba.close();
+    await within(bb.closed, 5_000, "close");
   } finally {
     await p.close();
   }
@@ -252,8 +295,8 @@ test("bond: unknown group closes with 30404 and wrong network with 30400", async
   ) {
     const p = await pair(4);
     try {
-      const accepted = nextStream(p.cb).then((s) => acceptBond(p.cb, s, acceptorOptions(p)));
-      const opened = openBond(p.ca, dialerOptions(p, extra));
+      const accepted = accept(p);
+      const opened = open(p, dialerOptions(p, extra));
       const [ea, eb] = await Promise.all([bondError(opened), bondError(accepted)]);
       assertEquals([ea.code, ea.remote], [code, true]);
       assertEquals([eb.code, eb.remote], [code, false]);
@@ -318,7 +361,7 @@ test("bond: depart delivers bye before the close and the peer sees 101", async (
 /** Runs the dialer's handshake by hand on a raw stream, returning the stream for raw writes. */
 async function rawDialer(p: Pair): Promise<{ stream: Stream; accepted: Promise<Bond> }> {
   const stream = await p.ca.openStream();
-  const accepted = nextStream(p.cb).then((s) => acceptBond(p.cb, s, acceptorOptions(p)));
+  const accepted = accept(p);
   const signer = {
     peerId: p.a.identity.peerId.bytesView(),
     sign: (m: Uint8Array) => p.a.identity.sign(m),
@@ -331,20 +374,7 @@ async function rawDialer(p: Pair): Promise<{ stream: Stream; accepted: Promise<B
     certHash: p.b.tls.certificateHash,
   });
   await writeRaw(stream, [encodeFrame(encode(hello))]);
-  // The ack is one frame: read until it is complete.
-  const reader = stream.readable.getReader();
-  let buf = new Uint8Array(0);
-  for (;;) {
-    const r = await reader.read();
-    assert(!r.done);
-    const merged = new Uint8Array(buf.length + r.value.length);
-    merged.set(buf);
-    merged.set(r.value, buf.length);
-    buf = merged;
-    if (buf.length >= 4 && buf.length >= 4 + new DataView(buf.buffer).getUint32(0)) break;
-  }
-  reader.releaseLock();
-  const answer = await checkAck(state, decode(buf.subarray(4)));
+  const answer = await checkAck(state, await readFrame(stream));
   assert("confirm" in answer);
   await writeRaw(stream, [encodeFrame(encode(answer.confirm))]);
   return { stream, accepted };
@@ -375,24 +405,32 @@ test("bond: garbage, unknown or oversized frames from the peer close with 400", 
 });
 
 test("bond: a handshake that stalls closes with 30408 on both ends", async () => {
-  // The acceptor never answers: the dialer times out.
+  // The acceptor never answers: the dialer times out and tells it so on the stream.
   const p = await pair(9);
   try {
-    const opened = openBond(p.ca, dialerOptions(p, { handshakeTimeout: 50 }));
+    const peerSide = nextStream(p.cb);
+    const opened = open(p, dialerOptions(p, { handshakeTimeout: 50 }));
     const err = await bondError(opened);
     assertEquals([err.code, err.remote], [CloseCode.HandshakeTimeout, false]);
-    assertEquals((await within(p.cb.closed, 5_000, "peer close")).code, CloseCode.HandshakeTimeout);
+    const s = await peerSide;
+    await readFrame(s); // the dialer's hello
+    const told = await within(readFrame(s), 5_000, "close frame") as Record<string, unknown>;
+    assertEquals([told.t, told.code], ["close", CloseCode.HandshakeTimeout]);
   } finally {
     await p.close();
   }
   // The dialer opens a stream and says nothing: the acceptor times out.
   const q = await pair(10);
   try {
-    await q.ca.openStream();
+    const raw = await q.ca.openStream();
+    await writeRaw(raw, []);
     const s = await nextStream(q.cb);
-    const err = await bondError(acceptBond(q.cb, s, acceptorOptions(q, { handshakeTimeout: 50 })));
+    const err = await bondError(
+      acceptBond(channelOf(q.cb, s), acceptorOptions(q, { handshakeTimeout: 50 })),
+    );
     assertEquals(err.code, CloseCode.HandshakeTimeout);
-    assertEquals((await within(q.ca.closed, 5_000, "peer close")).code, CloseCode.HandshakeTimeout);
+    const told = await within(readFrame(raw), 5_000, "close frame") as Record<string, unknown>;
+    assertEquals([told.t, told.code], ["close", CloseCode.HandshakeTimeout]);
   } finally {
     await q.close();
   }

@@ -2,29 +2,31 @@
 
 /**
  * Bonds (DESIGN.md §5): one per pair of members of a group, over one
- * bidirectional stream of a transport connection.
+ * bidirectional stream of the connection the two nodes share.
  *
- * - {@link openBond} (the dialer) opens the stream and runs the handshake of
- *   `handshake.ts` (Hello → HelloAck → Confirm); {@link acceptBond} (the
- *   acceptor) answers a stream the peer opened. Both are bounded by
- *   `handshakeTimeout`; any failure closes the connection with the typed
- *   code (401, 30400, 30404, 30408, 400) so the other side sees it too, and
- *   rejects with a {@link BondError} carrying that code.
+ * - {@link openBond} (the dialer) runs the handshake of `handshake.ts`
+ *   (Hello → HelloAck → Confirm) on a stream it opened; {@link acceptBond}
+ *   (the acceptor) answers a stream the peer opened. Both are bounded by
+ *   `handshakeTimeout`.
+ * - **Close codes travel on the stream.** The connection carries discovery
+ *   and the bonds of every group the two nodes share, so a bond never closes
+ *   it for its own reasons: a failed handshake or a closed bond sends
+ *   `{ t: "close", code, reason }` and finishes its side, and the peer
+ *   reports that code (401 wrong key, 30404 unknown group, 30400 wrong
+ *   network, 30408 handshake timeout, 101 departure, …). This differs from
+ *   the Rust crate, which gives each bond its own connection.
+ * - **A peer that breaks the wire protocol loses the connection.** An
+ *   undecodable, oversized or malformed frame closes the whole connection
+ *   with `CloseCode.ProtocolViolation` (400) through {@link BondChannel.abort};
+ *   nothing is thrown at the caller.
  * - After the handshake the stream carries CBOR frames ({@link GroupMessage}s
  *   plus the bond's own `{ t: "ping" }`). Each side pings every
  *   `heartbeatInterval - random(0..heartbeatJitter)` ms; any frame received
  *   counts as liveness; after `maxMissedHeartbeats` whole intervals without
  *   one the bond is dead and closes (code 0, reason "Bond is dead: ...").
- * - A malformed or oversized frame from the peer closes the connection with
- *   `CloseCode.ProtocolViolation` (400); nothing is thrown at the caller.
  * - {@link Bond.depart} sends `{ t: "bye" }` and finishes its side; the peer
- *   delivers the bye, finishes its side in turn, and once this side sees that
- *   clean end it closes with `CloseCode.Departure` (101). So the bye is never
- *   raced by the close.
- *
- * A bond owns its connection: closing the bond closes the connection with
- * the bond's code (close codes only travel with a connection close), so use
- * one connection per bond.
+ *   delivers the bye and finishes its side in turn; each side then reports
+ *   `CloseCode.Departure` (101). The bye is flushed before anything closes.
  *
  * @module
  */
@@ -95,6 +97,39 @@ export interface BondTimings {
   readonly onMessage?: (message: GroupMessage, bond: Bond) => void;
 }
 
+/**
+ * A bond's stream and what it needs from the connection underneath: the
+ * stream (framed; any stream header was already exchanged), the
+ * connection's fate, and a way to close the connection when the peer breaks
+ * the protocol. See {@link channelOf}.
+ */
+export interface BondChannel {
+  /** The stream; the bond owns it from now on and sets its frame limit to `maxMessageSize`. */
+  readonly stream: FramedStream<unknown>;
+  /** Resolves when the connection under the stream closes. */
+  readonly connectionClosed: Promise<CloseInfo>;
+  /** Closes the whole connection (the peer sent garbage). */
+  abort(code: number, reason: string): void;
+}
+
+/**
+ * A {@link BondChannel} over a raw stream of `conn`. A frame the peer
+ * garbles closes `conn` with 400.
+ *
+ * @param conn the connection the stream belongs to
+ * @param stream a stream of `conn`, not yet read or written
+ */
+export function channelOf(conn: Connection, stream: Stream): BondChannel {
+  const abort = (code: number, reason: string) => conn.close(code, reason);
+  return {
+    stream: new FramedStream<unknown>(stream, {
+      onViolation: (err) => abort(CloseCode.ProtocolViolation, err.message),
+    }),
+    connectionClosed: conn.closed,
+    abort,
+  };
+}
+
 /** What the dialer needs: {@link openBond}. */
 export interface OpenBondOptions extends BondTimings {
   /** This node's Ed25519 identity (signs the handshake). */
@@ -121,25 +156,35 @@ export interface AcceptBondOptions extends BondTimings {
   readonly certHash: Uint8Array;
 }
 
-/** How a bond ended: the connection's close code and reason, and which side closed. */
+/** How a bond ended: its close code and reason, and whether the peer (or the connection) ended it. */
 export type BondClose = CloseInfo;
 
-/** A frame on an established bond: a group message or a heartbeat. */
-type BondFrame = GroupMessage | { readonly t: "ping" };
+/** Longest close reason sent; longer ones are cut. */
+const MAX_REASON = 512;
+
+/** The frame that closes a bond or refuses a handshake, with its typed code. */
+interface CloseFrame {
+  readonly t: "close";
+  readonly code: number;
+  readonly reason: string;
+}
+
+/** A frame on an established bond: a group message, a heartbeat or the close. */
+type BondFrame = GroupMessage | { readonly t: "ping" } | CloseFrame;
 
 /**
- * Opens a bond as the dialer: opens a stream on `conn` and runs the handshake.
+ * Opens a bond as the dialer over a stream this side opened.
  *
- * @param conn a connection to the peer; the bond owns it from now on
+ * @param channel the stream and its connection; the bond owns the stream from now on
  * @param options identity, network, group, key, the acceptor's certificate hash, timings
  * @returns the established bond
- * @throws {BondError} (as a rejection) when the handshake fails or times out; the
- *   connection is closed with its `code`
+ * @throws {BondError} (as a rejection) when the handshake fails or times out;
+ *   the peer was told the code (or told us)
  * @throws {RangeError} (as a rejection) when a timing option is out of range
  */
-export async function openBond(conn: Connection, options: OpenBondOptions): Promise<Bond> {
+export async function openBond(channel: BondChannel, options: OpenBondOptions): Promise<Bond> {
   checkTimings(options);
-  return await establish(conn, () => conn.openStream(), options, async (framed) => {
+  return await establish(channel, options, async (framed) => {
     const { hello, state } = makeHello({
       networkId: options.networkId.bytesView(),
       groupId: options.groupId.bytesView(),
@@ -147,12 +192,12 @@ export async function openBond(conn: Connection, options: OpenBondOptions): Prom
       signer: signerOf(options.identity),
       certHash: options.certHash,
     });
-    await sendStep(conn, framed, hello);
-    const answer = await checkAck(state, await receiveStep(conn, framed));
+    await sendStep(channel, hello);
+    const answer = await checkAck(state, await receiveStep(channel));
     if ("reject" in answer) {
       throw new BondError(answer.reject.code, answer.reject.reason, false);
     }
-    await sendStep(conn, framed, answer.confirm);
+    await sendStep(channel, answer.confirm);
     return answer.peer;
   });
 }
@@ -160,32 +205,30 @@ export async function openBond(conn: Connection, options: OpenBondOptions): Prom
 /**
  * Accepts a bond on a stream the peer opened: reads its Hello first.
  *
- * @param conn the connection the stream belongs to; the bond owns it from now on
- * @param stream the incoming stream
+ * @param channel the stream and its connection; the bond owns the stream from now on
  * @param options identity, network, group lookup, our certificate hash, timings
  * @returns the established bond
- * @throws {BondError} (as a rejection) when the handshake fails or times out; the
- *   connection is closed with its `code`
+ * @throws {BondError} (as a rejection) when the handshake fails or times out;
+ *   the peer was told the code (or told us)
  * @throws {RangeError} (as a rejection) when a timing option is out of range
  */
 export async function acceptBond(
-  conn: Connection,
-  stream: Stream,
+  channel: BondChannel,
   options: AcceptBondOptions,
 ): Promise<Bond> {
   checkTimings(options);
-  return await establish(conn, () => Promise.resolve(stream), options, async (framed) => {
+  return await establish(channel, options, async () => {
     const answer = await answerHello({
       networkId: options.networkId.bytesView(),
       signer: signerOf(options.identity),
       certHash: options.certHash,
       lookupGroup: (id) => options.lookupGroup(new GroupId(id)),
-    }, await receiveStep(conn, framed));
+    }, await receiveStep(channel));
     if ("reject" in answer) {
       throw new BondError(answer.reject.code, answer.reject.reason, false);
     }
-    await sendStep(conn, framed, answer.ack);
-    const done = await checkConfirm(answer.state, await receiveStep(conn, framed));
+    await sendStep(channel, answer.ack);
+    const done = await checkConfirm(answer.state, await receiveStep(channel));
     if ("reject" in done) throw new BondError(done.reject.code, done.reject.reason, false);
     return done.peer;
   });
@@ -212,12 +255,12 @@ export class Bond implements AsyncDisposable {
   /** Resolves (never rejects) once the bond is closed, by either side. */
   readonly closed: Promise<BondClose>;
 
-  readonly #conn: Connection;
+  readonly #channel: BondChannel;
   readonly #framed: FramedStream<unknown>;
   readonly #timings: BondTimings;
   #resolveClosed!: (info: BondClose) => void;
   #info: BondClose | undefined;
-  /** False once our side of the stream is finished (we departed or the peer did). */
+  /** False once our side of the stream is finished (we departed or closed, or the peer did). */
   #canSend = true;
   #departing = false;
   #byeReceived = false;
@@ -225,23 +268,15 @@ export class Bond implements AsyncDisposable {
   #heard = true;
   #missed = 0;
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
-  #framesReceived = 0;
-
-  /** Frames received from the peer since the handshake, heartbeats included (liveness, metrics). */
-  get framesReceived(): number {
-    return this.#framesReceived;
-  }
   #checkTimer: ReturnType<typeof setInterval> | undefined;
+  #framesReceived = 0;
+  #reading: Promise<void>;
+  #teardown: Promise<void> | undefined;
 
   /** @internal made by {@link openBond} and {@link acceptBond} */
-  constructor(
-    conn: Connection,
-    framed: FramedStream<unknown>,
-    peer: BondPeer,
-    timings: BondTimings,
-  ) {
-    this.#conn = conn;
-    this.#framed = framed;
+  constructor(channel: BondChannel, peer: BondPeer, timings: BondTimings) {
+    this.#channel = channel;
+    this.#framed = channel.stream;
     this.#timings = timings;
     this.peer = new PeerId(peer.peerId);
     this.peerHex = this.peer.toHex();
@@ -250,10 +285,15 @@ export class Bond implements AsyncDisposable {
     this.initiator = peer.initiator;
     this.acceptor = peer.acceptor;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    void conn.closed.then((info) => this.#finish(info));
+    void channel.connectionClosed.then((info) => this.#finish(info));
     this.#schedulePing();
     this.#checkTimer = setInterval(() => this.#checkLiveness(), timings.heartbeatInterval);
-    void this.#readLoop();
+    this.#reading = this.#readLoop();
+  }
+
+  /** Frames received from the peer since the handshake, heartbeats included (liveness, metrics). */
+  get framesReceived(): number {
+    return this.#framesReceived;
   }
 
   /** True once the bond is closed. */
@@ -279,7 +319,7 @@ export class Bond implements AsyncDisposable {
   }
 
   /**
-   * Leaves gracefully: sends `{ t: "bye" }`, finishes our side, and closes
+   * Leaves gracefully: sends `{ t: "bye" }` and finishes our side; closes
    * with `CloseCode.Departure` (101) once the peer has finished its side
    * (which it does after reading the bye). If the peer never does, the
    * heartbeat check closes the bond instead.
@@ -296,31 +336,38 @@ export class Bond implements AsyncDisposable {
         void this.#framed.close();
       } else {
         // The peer departed first and we already finished: nothing left to flush.
-        this.close(CloseCode.Departure, "Departed");
+        this.#finish({ code: CloseCode.Departure, reason: "Departed", remote: false });
       }
     }
     return this.closed;
   }
 
   /**
-   * Closes the bond and its connection at once; the peer sees `code` and
-   * `reason`. Idempotent.
+   * Closes the bond: the peer's bond closes with `code` and `reason`; the
+   * connection stays open. Idempotent.
    *
    * @param code close code (default `CloseCode.Normal`)
-   * @param reason for logs
+   * @param reason for logs (cut to 512 characters)
    */
   close(code: number = CloseCode.Normal, reason = ""): void {
     if (this.#info !== undefined) return;
-    this.#finish({ code, reason, remote: false });
-    this.#conn.close(code, reason);
+    const cut = reason.slice(0, MAX_REASON);
+    if (this.#canSend) {
+      this.#canSend = false;
+      this.#write({ t: "close", code, reason: cut });
+    }
+    this.#finish({ code, reason: cut, remote: false });
   }
 
-  /** Closes with `CloseCode.Normal` and waits for {@link closed}. */
+  /** Closes with `CloseCode.Normal` and waits until the stream is released. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close(CloseCode.Normal, "Bond disposed");
     await this.closed;
+    await this.#teardown;
+    await this.#reading;
   }
 
+  /** Reports the close and releases the stream (after our queued frames are flushed). */
   #finish(info: BondClose): void {
     if (this.#info !== undefined) return;
     this.#info = info;
@@ -328,6 +375,7 @@ export class Bond implements AsyncDisposable {
     this.#stopPinging();
     clearInterval(this.#checkTimer);
     this.#checkTimer = undefined;
+    this.#teardown = this.#framed.close().then(() => this.#framed[Symbol.asyncDispose]());
     this.#resolveClosed(info);
   }
 
@@ -371,6 +419,12 @@ export class Bond implements AsyncDisposable {
     }
   }
 
+  /** The peer broke the protocol: the whole connection goes. */
+  #violation(reason: string): void {
+    this.#finish({ code: CloseCode.ProtocolViolation, reason, remote: false });
+    this.#channel.abort(CloseCode.ProtocolViolation, reason);
+  }
+
   async #readLoop(): Promise<void> {
     try {
       for await (const value of this.#framed) {
@@ -379,10 +433,14 @@ export class Bond implements AsyncDisposable {
         this.#framesReceived++;
         const frame = parseFrame(value);
         if (frame === undefined) {
-          this.close(CloseCode.ProtocolViolation, "Bond message is malformed");
+          this.#violation("Bond message is malformed");
           return;
         }
         if (frame.t === "ping") continue;
+        if (frame.t === "close") {
+          this.#finish({ code: frame.code, reason: frame.reason, remote: true });
+          return;
+        }
         if (frame.t === "bye") {
           this.#byeReceived = true;
           if (this.#canSend) {
@@ -396,16 +454,31 @@ export class Bond implements AsyncDisposable {
       }
       // The peer finished its side cleanly.
       if (this.#info !== undefined) return;
-      if (this.#departing) this.close(CloseCode.Departure, "Departed");
-      else if (!this.#byeReceived) {
-        this.close(CloseCode.ProtocolViolation, "Bond stream ended without bye");
+      if (this.#departing) {
+        this.#finish({ code: CloseCode.Departure, reason: "Departed", remote: false });
+      } else if (this.#byeReceived) {
+        this.#finish({ code: CloseCode.Departure, reason: "Peer departed", remote: true });
+      } else {
+        this.#finish({ code: CloseCode.Normal, reason: "Bond stream ended", remote: true });
       }
-      // After the peer's bye, its own close (101) follows; the heartbeat check bounds the wait.
     } catch (err) {
+      if (this.#info !== undefined) return;
       if (err instanceof WireError) {
-        this.close(CloseCode.ProtocolViolation, `Bond message is malformed: ${err.message}`);
+        // The framed stream already closed the connection (its onViolation).
+        this.#finish({
+          code: CloseCode.ProtocolViolation,
+          reason: `Bond message is malformed: ${err.message}`,
+          remote: false,
+        });
+        return;
       }
-      // Otherwise the stream failed with its connection, which `closed` reports.
+      // The stream failed: usually its connection closed, which reports the code; give it a moment.
+      const info = await settleWithin(this.#channel.connectionClosed, 100);
+      this.#finish(
+        info === undefined
+          ? { code: CloseCode.Normal, reason: "Bond stream failed", remote: true }
+          : info,
+      );
     }
   }
 
@@ -424,13 +497,27 @@ export class Bond implements AsyncDisposable {
 
 // ---- internals ----
 
-/** Runs one side's handshake under the timeout; closes the connection on any failure. */
+/** `promise`'s value, or `undefined` when it takes longer than `ms`. */
+async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs one side's handshake under the timeout; on failure tells the peer the code and releases the stream. */
 async function establish(
-  conn: Connection,
-  open: () => Promise<Stream>,
+  channel: BondChannel,
   timings: BondTimings,
   steps: (framed: FramedStream<unknown>) => Promise<BondPeer>,
 ): Promise<Bond> {
+  const framed = channel.stream;
+  framed.maxFrameSize = timings.maxMessageSize;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -441,65 +528,68 @@ async function establish(
       timings.handshakeTimeout,
     );
   });
-  let framed: FramedStream<unknown> | undefined;
-  const run = (async () => {
-    framed = new FramedStream<unknown>(await open(), { maxFrameSize: timings.maxMessageSize });
-    return await steps(framed);
-  })();
-  // When the timeout wins, the steps fail later with the closed connection: nothing to report.
+  const run = steps(framed);
+  // When the timeout wins, the steps fail later with the released stream: nothing to report.
   run.catch(() => {});
   try {
     const peer = await Promise.race([run, timedOut]);
-    return new Bond(conn, framed!, peer, timings);
+    return new Bond(channel, peer, timings);
   } catch (err) {
     const failure = err instanceof BondError ? err : new BondError(
       CloseCode.ProtocolViolation,
       `Bond handshake failed: ${err instanceof Error ? err.message : String(err)}`,
       false,
     );
-    if (!failure.remote) conn.close(failure.code, failure.message);
+    if (!failure.remote) {
+      const frame: CloseFrame = {
+        t: "close",
+        code: failure.code,
+        reason: failure.message.slice(0, MAX_REASON),
+      };
+      await framed.send(frame).catch(() => {});
+    }
+    await framed.close();
+    await framed[Symbol.asyncDispose]();
     throw failure;
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** The next handshake message; a failed stream is reported as the connection's close. */
-async function receiveStep(conn: Connection, framed: FramedStream<unknown>): Promise<unknown> {
-  let next: IteratorResult<unknown>;
-  const it = framed[Symbol.asyncIterator]();
+/** The next handshake message; a close frame from the peer rejects with its code. */
+async function receiveStep(channel: BondChannel): Promise<unknown> {
+  let value: unknown;
   try {
-    next = await it.next();
+    value = await channel.stream.receive();
   } catch (err) {
-    throw await streamFailure(conn, err);
+    throw await streamFailure(channel, err);
   }
-  if (next.done) {
+  if (value === undefined) {
     throw new BondError(
       CloseCode.ProtocolViolation,
       "Bond handshake failed: stream ended early",
-      false,
+      true,
     );
   }
-  return next.value;
+  const close = parseClose(value);
+  if (close !== undefined) throw new BondError(close.code, close.reason, true);
+  return value;
 }
 
-async function sendStep(
-  conn: Connection,
-  framed: FramedStream<unknown>,
-  message: unknown,
-): Promise<void> {
+async function sendStep(channel: BondChannel, message: unknown): Promise<void> {
   try {
-    await framed.send(message);
+    await channel.stream.send(message);
   } catch (err) {
-    throw await streamFailure(conn, err);
+    throw await streamFailure(channel, err);
   }
 }
 
 /**
- * A wire error is the peer's bad frame (400); any other stream failure means
- * the connection closed, so report its code (the handshake timeout bounds the wait).
+ * A wire error is the peer's bad frame (400, the connection was closed);
+ * any other stream failure means the connection closed, so report its code
+ * (the handshake timeout bounds the wait).
  */
-async function streamFailure(conn: Connection, err: unknown): Promise<BondError> {
+async function streamFailure(channel: BondChannel, err: unknown): Promise<BondError> {
   if (err instanceof WireError) {
     return new BondError(
       CloseCode.ProtocolViolation,
@@ -507,7 +597,7 @@ async function streamFailure(conn: Connection, err: unknown): Promise<BondError>
       false,
     );
   }
-  const info = await conn.closed;
+  const info = await channel.connectionClosed;
   return new BondError(
     info.code,
     `Bond handshake failed: connection closed (${info.code}${
@@ -554,6 +644,8 @@ function parseFrame(value: unknown): BondFrame | undefined {
     case "ping":
     case "bye":
       return f as BondFrame;
+    case "close":
+      return parseClose(f);
     case "raft":
       return isRecord(f.m) ? f as BondFrame : undefined;
     case "fwd":
@@ -572,6 +664,14 @@ function parseFrame(value: unknown): BondFrame | undefined {
     default:
       return undefined;
   }
+}
+
+/** A well-formed close frame, or `undefined`. */
+function parseClose(value: unknown): CloseFrame | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const f = value as Fields;
+  if (f.t !== "close" || !isNat(f.code) || typeof f.reason !== "string") return undefined;
+  return { t: "close", code: f.code as number, reason: (f.reason as string).slice(0, MAX_REASON) };
 }
 
 function isRecord(v: unknown): boolean {
