@@ -184,7 +184,7 @@ type BondFrame = GroupMessage | { readonly t: "ping" } | CloseFrame;
  */
 export async function openBond(channel: BondChannel, options: OpenBondOptions): Promise<Bond> {
   checkTimings(options);
-  return await establish(channel, options, async (framed) => {
+  return await establish(channel, options, async () => {
     const { hello, state } = makeHello({
       networkId: options.networkId.bytesView(),
       groupId: options.groupId.bytesView(),
@@ -514,7 +514,7 @@ async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | und
 async function establish(
   channel: BondChannel,
   timings: BondTimings,
-  steps: (framed: FramedStream<unknown>) => Promise<BondPeer>,
+  steps: () => Promise<BondPeer>,
 ): Promise<Bond> {
   const framed = channel.stream;
   framed.maxFrameSize = timings.maxMessageSize;
@@ -528,7 +528,7 @@ async function establish(
       timings.handshakeTimeout,
     );
   });
-  const run = steps(framed);
+  const run = steps();
   // When the timeout wins, the steps fail later with the released stream: nothing to report.
   run.catch(() => {});
   try {
