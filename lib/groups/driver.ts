@@ -10,13 +10,14 @@ import type { AnyStateMachine, CommandOf, QueryOf, ResultOf } from "../machine/s
 import type { GroupDefinition } from "./builder.ts";
 import { GroupTerminatedError, NoCommandsError, OfflineError } from "./errors.ts";
 import { CoreRunner, ReadDroppedError } from "./runner.ts";
+import { raftFromWire, raftToWire, type WireRaftMessage } from "./raft_wire.ts";
 import type { Consistency, GroupRole, GroupStatus, QueryResult } from "./types.ts";
 import { Watch } from "./watch.ts";
 import { groupStatusEquals } from "./when.ts";
 
 /** Messages group members exchange over their bond (besides Raft's own). */
 export type GroupMessage =
-  | { readonly t: "raft"; readonly m: RaftMessage }
+  | { readonly t: "raft"; readonly m: WireRaftMessage }
   /** A follower asks the leader to propose commands. */
   | { readonly t: "fwd"; readonly id: number; readonly commands: readonly unknown[] }
   /** The leader assigned them `start..=end` in `term`. */
@@ -81,6 +82,7 @@ export class GroupDriver<M extends AnyStateMachine> {
   readonly #tickMs: number;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #startedAt = Date.now();
+  readonly #selfHex: string;
   readonly #bootstrapAfter: number;
   readonly #observer: boolean;
   readonly #peers = new Map<NodeId, PeerInfo>();
@@ -93,6 +95,7 @@ export class GroupDriver<M extends AnyStateMachine> {
 
   private constructor(opts: DriverOptions<M>, runner: CoreRunner<M>, tickMs: number, rng: Rng) {
     this.#opts = opts;
+    this.#selfHex = opts.self.toHex();
     this.#runner = runner;
     this.#tickMs = tickMs;
     const c = opts.definition.consensus;
@@ -129,7 +132,7 @@ export class GroupDriver<M extends AnyStateMachine> {
       },
       machine: opts.definition.machine,
       storage: opts.definition.storage,
-      send: (to, m) => void opts.link.send(to, { t: "raft", m }),
+      send: (to, m) => void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
       onProgress: () => {
         if (ref.driver !== undefined) ref.driver.#publish();
       },
@@ -154,9 +157,11 @@ export class GroupDriver<M extends AnyStateMachine> {
   onMessage(from: NodeId, msg: GroupMessage): void {
     if (this.#closed) return;
     switch (msg.t) {
-      case "raft":
-        if (msg.m.from === from) this.#runner.step(msg.m);
+      case "raft": {
+        const m = raftFromWire(msg.m, from, this.#selfHex);
+        if (m !== undefined) this.#runner.step(m);
         return;
+      }
       case "info":
         this.#peers.set(from, {
           clusterId: msg.clusterId,

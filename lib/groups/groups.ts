@@ -31,16 +31,16 @@ export interface GroupSink {
 export interface AttachedLink extends GroupLink {
   /** The current bonds of the group. */
   bonds(): Bonds;
-  /** Stops routing this group's traffic; departures were sent before. */
-  detach(): void;
+  /** Departs from every bond (flushing the departure) and stops routing this group's traffic. */
+  detach(): Promise<void>;
 }
 
 /** What the registry needs from the network. */
 export interface GroupHost {
   /** This node's PeerId. */
   readonly self: PeerId;
-  /** Starts routing traffic of `groupId` to `sink` (bonding with its members). */
-  attach(groupId: GroupId, sink: GroupSink): AttachedLink;
+  /** Starts routing traffic of the group to `sink` (bonding with its members). */
+  attach(definition: GroupDefinition<AnyStateMachine>, sink: GroupSink): AttachedLink;
 }
 
 /** Messages that arrive before the driver has loaded its storage are kept, up to this many. */
@@ -73,7 +73,7 @@ class GroupInstance<M extends AnyStateMachine> {
       if (this.#driver !== undefined) f(this.#driver);
       else if (this.#early.length < EARLY_MESSAGES) this.#early.push(() => f(this.#driver!));
     };
-    this.link = host.attach(definition.groupId, {
+    this.link = host.attach(definition as GroupDefinition<AnyStateMachine>, {
       onMessage: (from, m) => route((d) => d.onMessage(from, m)),
       onPeerUp: (peer) => route((d) => d.onPeerUp(peer)),
       onPeerDown: (peer) => route((d) => d.onPeerDown(peer)),
@@ -113,7 +113,7 @@ class GroupInstance<M extends AnyStateMachine> {
     } catch {
       // failed to start: nothing to leave
     } finally {
-      this.link.detach();
+      await this.link.detach();
     }
   }
 

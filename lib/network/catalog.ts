@@ -151,6 +151,7 @@ export class Catalog implements Disposable {
   readonly #records = new Map<string, PeerRecord>();
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #subscribers = new Set<DiscoveryEvents>();
+  readonly #listeners = new Set<(event: DiscoveryEvent) => void>();
 
   /**
    * @param networkId entries of any other network are rejected
@@ -298,8 +299,21 @@ export class Catalog implements Disposable {
     return sub;
   }
 
+  /**
+   * Calls `listener` synchronously for every event from now on (for
+   * in-process consumers that must not fall behind, e.g. the groups host).
+   * An exception it throws is re-thrown on a microtask.
+   *
+   * @returns a function that unregisters it
+   */
+  onChange(listener: (event: DiscoveryEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /** Ends every subscription (they drain what they buffered, then finish). */
   close(): void {
+    this.#listeners.clear();
     for (const sub of [...this.#subscribers]) sub.close();
   }
 
@@ -316,5 +330,14 @@ export class Catalog implements Disposable {
 
   #emit(event: DiscoveryEvent): void {
     for (const sub of this.#subscribers) sub.push(event);
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (bug) {
+        queueMicrotask(() => {
+          throw bug;
+        });
+      }
+    }
   }
 }

@@ -25,6 +25,8 @@ import {
   verifyEntry,
 } from "./entry.ts";
 import { Identity } from "./identity.ts";
+import { Groups } from "../groups/groups.ts";
+import { NetworkGroupHost } from "../groups/host.ts";
 import { PeerAddr, type TransportAddress } from "./peer_addr.ts";
 
 /** Stream purpose of discovery streams (the `p` field of a stream's first frame). */
@@ -45,8 +47,12 @@ export interface DiscoveryConfig {
 
 /** Settings the groups layer reads (stored by the network, used by bonds). */
 export interface GroupsConfig {
-  /** How long a bond handshake may take, in milliseconds. */
+  /** How long a bond handshake may take, in milliseconds (default 5 000). */
   readonly handshakeTimeout?: number;
+  /** Most bonds (and bond handshakes in progress) on this node over all groups (default 1 024); more are refused with 30429. */
+  readonly maxBonds?: number;
+  /** Largest bond message in bytes (default 16 MiB); a peer sending more loses its connection (400). */
+  readonly maxMessageSize?: number;
 }
 
 /** The first frame of every stream: its purpose, plus whatever that purpose needs. */
@@ -297,6 +303,12 @@ export class NetworkBuilder {
 
   /** Settings of the groups layer (stored; bonds use them). */
   withGroupsConfig(config: GroupsConfig): this {
+    for (const name of ["handshakeTimeout", "maxBonds", "maxMessageSize"] as const) {
+      const v = config[name];
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) {
+        throw new RangeError(`Invalid groups config: ${name} must be a positive integer`);
+      }
+    }
     this.#groupsConfig = { ...config };
     return this;
   }
@@ -432,6 +444,8 @@ export class Network implements AsyncDisposable {
   #announcing: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
+  #groupsHost: NetworkGroupHost | undefined;
+  #groupsApi: Groups | undefined;
 
   /** @internal use {@link Network.builder} */
   constructor(init: NetworkInit) {
@@ -481,6 +495,26 @@ export class Network implements AsyncDisposable {
   /** Discovery. */
   discovery(): Discovery {
     return this.#discovery;
+  }
+
+  /**
+   * The groups of this node: `network.groups().withKey(key)...join()`.
+   * Closing the network leaves every group gracefully.
+   *
+   * @throws {Error} after {@link close}
+   */
+  groups(): Groups {
+    if (this.#groupsApi === undefined) {
+      if (this.closed) throw new Error("Cannot use groups: network is closed");
+      const c = this.groupsConfig;
+      this.#groupsHost = new NetworkGroupHost(this, {
+        ...(c.maxBonds === undefined ? {} : { maxBonds: c.maxBonds }),
+        ...(c.maxMessageSize === undefined ? {} : { maxMessageSize: c.maxMessageSize }),
+        ...(c.handshakeTimeout === undefined ? {} : { handshakeTimeout: c.handshakeTimeout }),
+      });
+      this.#groupsApi = new Groups(this.#groupsHost);
+    }
+    return this.#groupsApi;
   }
 
   /** @internal the current signed entry */
@@ -616,6 +650,10 @@ export class Network implements AsyncDisposable {
   }
 
   async #close(): Promise<void> {
+    if (this.#groupsApi !== undefined) {
+      await this.#groupsApi.close().catch(() => {});
+      await this.#groupsHost!.close();
+    }
     clearInterval(this.#timer);
     for (const link of this.#links) link.conn.close(CloseCode.Normal, "network closed");
     await this.#listener.close().catch(() => {});

@@ -39,8 +39,8 @@ class Fabric {
     const me = self.toHex();
     return {
       self,
-      attach: (groupId: GroupId, sink: GroupSink): AttachedLink => {
-        const g = groupId.toHex();
+      attach: (definition: { groupId: GroupId }, sink: GroupSink): AttachedLink => {
+        const g = definition.groupId.toHex();
         const members = this.sinks.get(g) ?? new Map<string, GroupSink>();
         this.sinks.set(g, members);
         const others = () => [...members.keys()].filter((p) => p !== me);
@@ -70,6 +70,7 @@ class Fabric {
           detach: () => {
             members.delete(me);
             for (const s of members.values()) s.onPeerDown(me);
+            return Promise.resolve();
           },
         };
       },

@@ -154,6 +154,11 @@ export interface AcceptBondOptions extends BondTimings {
   readonly lookupGroup: (groupId: GroupId) => GroupKey | undefined;
   /** SHA-256 of this node's own TLS certificate. */
   readonly certHash: Uint8Array;
+  /**
+   * The timings of the established bond, by its group (default: these
+   * options' own). Only the group's hello tells which group a stream is for.
+   */
+  readonly timingsFor?: (groupId: GroupId) => BondTimings;
 }
 
 /** How a bond ended: its close code and reason, and whether the peer (or the connection) ended it. */
@@ -184,7 +189,7 @@ type BondFrame = GroupMessage | { readonly t: "ping" } | CloseFrame;
  */
 export async function openBond(channel: BondChannel, options: OpenBondOptions): Promise<Bond> {
   checkTimings(options);
-  return await establish(channel, options, async () => {
+  return await establish(channel, options, undefined, async () => {
     const { hello, state } = makeHello({
       networkId: options.networkId.bytesView(),
       groupId: options.groupId.bytesView(),
@@ -217,7 +222,13 @@ export async function acceptBond(
   options: AcceptBondOptions,
 ): Promise<Bond> {
   checkTimings(options);
-  return await establish(channel, options, async () => {
+  const timingsFor = options.timingsFor;
+  const after = timingsFor === undefined ? undefined : (peer: BondPeer) => {
+    const t = timingsFor(new GroupId(peer.groupId));
+    checkTimings(t);
+    return t;
+  };
+  return await establish(channel, options, after, async () => {
     const answer = await answerHello({
       networkId: options.networkId.bytesView(),
       signer: signerOf(options.identity),
@@ -514,6 +525,7 @@ async function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | und
 async function establish(
   channel: BondChannel,
   timings: BondTimings,
+  after: ((peer: BondPeer) => BondTimings) | undefined,
   steps: () => Promise<BondPeer>,
 ): Promise<Bond> {
   const framed = channel.stream;
@@ -533,27 +545,43 @@ async function establish(
   run.catch(() => {});
   try {
     const peer = await Promise.race([run, timedOut]);
-    return new Bond(channel, peer, timings);
+    return new Bond(channel, peer, after === undefined ? timings : after(peer));
   } catch (err) {
     const failure = err instanceof BondError ? err : new BondError(
       CloseCode.ProtocolViolation,
       `Bond handshake failed: ${err instanceof Error ? err.message : String(err)}`,
       false,
     );
-    if (!failure.remote) {
-      const frame: CloseFrame = {
-        t: "close",
-        code: failure.code,
-        reason: failure.message.slice(0, MAX_REASON),
-      };
-      await framed.send(frame).catch(() => {});
-    }
-    await framed.close();
-    await framed[Symbol.asyncDispose]();
+    if (failure.remote) await release(framed);
+    else await refuseBond(channel, failure.code, failure.message);
     throw failure;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Refuses a bond stream without a handshake (e.g. 30429, too many bonds):
+ * tells the peer the code and releases the stream. Never rejects.
+ *
+ * @param channel the stream
+ * @param code the close code the peer's handshake fails with
+ * @param reason for logs (cut to 512 characters)
+ */
+export async function refuseBond(
+  channel: BondChannel,
+  code: number,
+  reason: string,
+): Promise<void> {
+  const frame: CloseFrame = { t: "close", code, reason: reason.slice(0, MAX_REASON) };
+  await channel.stream.send(frame).catch(() => {});
+  await release(channel.stream);
+}
+
+/** Finishes our side and stops reading. */
+async function release(framed: FramedStream<unknown>): Promise<void> {
+  await framed.close();
+  await framed[Symbol.asyncDispose]();
 }
 
 /** The next handshake message; a close frame from the peer rejects with its code. */
