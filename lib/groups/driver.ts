@@ -1,6 +1,6 @@
 // The group driver: runs a CoreRunner with real timers over a GroupLink — forwarding, reads, status, bootstrap, autopilot.
 
-import type { NodeId, RaftMessage } from "../raft/types.ts";
+import type { NodeId } from "../raft/types.ts";
 import { type Cursor, type Index, IndexRange, type Term } from "../primitives/cursor.ts";
 import { PeerId } from "../primitives/ids.ts";
 import { type Rng, SeededRng } from "../primitives/rng.ts";
