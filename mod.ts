@@ -34,6 +34,24 @@ export {
 
 export { GroupKey } from "./lib/groups/key.ts";
 export {
+  Discovery,
+  type DiscoveryConfig,
+  type GroupsConfig,
+  LocalNode,
+  Network,
+  NetworkBuilder,
+} from "./lib/network/network.ts";
+export { PeerAddr, type TransportAddress } from "./lib/network/peer_addr.ts";
+export type { PeerEntry, SignedPeerEntry } from "./lib/network/entry.ts";
+export type { DiscoveryEvent, DiscoveryEvents } from "./lib/network/catalog.ts";
+export { Groups } from "./lib/groups/groups.ts";
+export type {
+  GroupBuilder,
+  KeyedGroupBuilder,
+  MachineGroupBuilder,
+  StoredGroupBuilder,
+} from "./lib/groups/builder.ts";
+export {
   CONSENSUS_DEFAULTS,
   ConsensusConfig,
   ConsensusConfigBuilder,
