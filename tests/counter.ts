@@ -19,4 +19,9 @@ export class Counter implements StateMachine<CounterCommand, null, number> {
   query(): number {
     return this.value;
   }
+  /** Back to a new counter (a node that lost a cluster merge replays the winner's log). */
+  reset(): void {
+    this.value = 0;
+    this.applied = 0;
+  }
 }

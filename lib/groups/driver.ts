@@ -11,7 +11,7 @@ import type { GroupDefinition } from "./builder.ts";
 import { GroupTerminatedError, NoCommandsError, OfflineError } from "./errors.ts";
 import { CoreRunner, ReadDroppedError } from "./runner.ts";
 import { raftFromWire, raftToWire, type WireRaftMessage } from "./raft_wire.ts";
-import type { Consistency, GroupRole, GroupStatus, QueryResult } from "./types.ts";
+import type { Consistency, GroupRole, GroupStatus, QueryResult, StateReverted } from "./types.ts";
 import { Watch } from "./watch.ts";
 import { groupStatusEquals } from "./when.ts";
 
@@ -30,13 +30,22 @@ export type GroupMessage =
   }
   /** The leader could not propose them (e.g. it is no longer leader). */
   | { readonly t: "fwdErr"; readonly id: number; readonly reason: string }
-  /** What a member says about itself, on bond-up and every heartbeat interval. */
+  /**
+   * What a member says about itself, on bond-up and every heartbeat
+   * interval: its cluster, committed index, whether it is an observer, and
+   * whether it leads its cluster (with the voter count it knows), which is
+   * what the merge rule compares.
+   */
   | {
     readonly t: "info";
     readonly clusterId?: string;
     readonly committed: Index;
     readonly observer: boolean;
+    readonly leader: boolean;
+    readonly voters: number;
   }
+  /** The sender's cluster lost a merge: its members discard their state and rejoin as new members. */
+  | { readonly t: "dissolve"; readonly clusterId: string }
   /** Graceful departure. */
   | { readonly t: "bye" };
 
@@ -63,6 +72,39 @@ interface PeerInfo {
   clusterId: string | undefined;
   observer: boolean;
   lastSeen: number;
+  committed: Index;
+  leader: boolean;
+  voters: number;
+}
+
+/** What the merge rule compares: committed index, then voter count, then cluster id. */
+interface ClusterRank {
+  readonly committed: Index;
+  readonly voters: number;
+  readonly clusterId: string;
+}
+
+/** True when cluster `a` absorbs cluster `b` (DESIGN.md §3.4). */
+export function absorbs(a: ClusterRank, b: ClusterRank): boolean {
+  if (a.committed !== b.committed) return a.committed > b.committed;
+  if (a.voters !== b.voters) return a.voters > b.voters;
+  return a.clusterId > b.clusterId;
+}
+
+/**
+ * Thrown (as the group's termination cause) when this node lost a cluster
+ * merge but its state machine has no `reset()`, so its state cannot be
+ * discarded and rebuilt from the winning cluster's log.
+ */
+export class MergeLostError extends Error {
+  constructor(winner: string) {
+    super(
+      `Cluster merge lost to cluster ${
+        winner.slice(0, 8)
+      }: the state machine has no reset(), so this node cannot rejoin`,
+    );
+    this.name = "MergeLostError";
+  }
 }
 
 interface Forward {
@@ -86,6 +128,9 @@ export class GroupDriver<M extends AnyStateMachine> {
   readonly #bootstrapAfter: number;
   readonly #observer: boolean;
   readonly #peers = new Map<NodeId, PeerInfo>();
+  /** Clusters this node discarded in a merge; their messages are dropped. */
+  readonly #lost = new Set<string>();
+  #reverted: StateReverted | undefined;
   readonly #departed = new Set<NodeId>();
   readonly #forwards = new Map<number, Forward>();
   readonly #peerIds = new Map<NodeId, PeerId>();
@@ -159,7 +204,9 @@ export class GroupDriver<M extends AnyStateMachine> {
     switch (msg.t) {
       case "raft": {
         const m = raftFromWire(msg.m, from, this.#selfHex);
-        if (m !== undefined) this.#runner.step(m);
+        // A cluster this node left in a merge may still be talking to it: not again.
+        if (m === undefined || (m.clusterId !== undefined && this.#lost.has(m.clusterId))) return;
+        this.#runner.step(m);
         return;
       }
       case "info":
@@ -167,8 +214,19 @@ export class GroupDriver<M extends AnyStateMachine> {
           clusterId: msg.clusterId,
           observer: msg.observer,
           lastSeen: Date.now(),
+          committed: msg.committed,
+          leader: msg.leader,
+          voters: msg.voters,
         });
         this.#departed.delete(from);
+        this.#maybeMerge();
+        return;
+      case "dissolve":
+        if (
+          msg.clusterId === this.#runner.core.clusterId && this.#runner.core.leader === from
+        ) {
+          this.#loseMerge(undefined);
+        }
         return;
       case "bye":
         this.#departed.add(from);
@@ -419,7 +477,69 @@ export class GroupDriver<M extends AnyStateMachine> {
       ...(core.clusterId !== undefined ? { clusterId: core.clusterId } : {}),
       committed: core.committed,
       observer: this.#observer,
+      leader: core.role === "leader",
+      voters: core.membership.voters.length,
     };
+  }
+
+  /**
+   * The merge rule (DESIGN.md §3.4), decided by leaders: a leader that hears
+   * (fresh, from a bonded peer) of the leader of another cluster that absorbs
+   * its own tells its members to dissolve, and resets itself. The members
+   * reset when their leader's `dissolve` arrives.
+   */
+  #maybeMerge(): void {
+    const core = this.#runner.core;
+    if (this.#closed || core.role !== "leader" || core.clusterId === undefined) return;
+    const mine: ClusterRank = {
+      committed: core.committed,
+      voters: core.membership.voters.length,
+      clusterId: core.clusterId,
+    };
+    const fresh = this.#opts.definition.consensus.heartbeatInterval * 3;
+    const now = Date.now();
+    for (const peer of this.#opts.link.bonded()) {
+      const p = this.#peers.get(peer);
+      if (
+        p === undefined || !p.leader || p.clusterId === undefined ||
+        p.clusterId === core.clusterId || now - p.lastSeen > fresh
+      ) continue;
+      const theirs: ClusterRank = {
+        committed: p.committed,
+        voters: p.voters,
+        clusterId: p.clusterId,
+      };
+      if (absorbs(theirs, mine)) {
+        for (const member of this.#opts.link.bonded()) {
+          this.#opts.link.send(member, { t: "dissolve", clusterId: core.clusterId });
+        }
+        this.#loseMerge(p.clusterId);
+        return;
+      }
+    }
+  }
+
+  /** Discards this node's cluster state (or terminates the group when the machine cannot reset). */
+  #loseMerge(winner: string | undefined): void {
+    const core = this.#runner.core;
+    const lostCluster = core.clusterId;
+    if (lostCluster === undefined || this.#closed) return;
+    if (this.#opts.definition.machine.reset === undefined) {
+      void this.close(
+        new GroupTerminatedError("stay in the group", {
+          cause: new MergeLostError(winner ?? "(another)"),
+        }),
+      );
+      return;
+    }
+    this.#lost.add(lostCluster);
+    this.#reverted = {
+      count: (this.#reverted?.count ?? 0) + 1,
+      committedBefore: core.committed,
+      logPositionBefore: core.log.lastCursor(),
+    };
+    void this.#runner.call((c) => c.resetToEmpty());
+    this.#publish();
   }
 
   #tick(): void {
@@ -530,6 +650,7 @@ export class GroupDriver<M extends AnyStateMachine> {
       committed: core?.committed ?? 0,
       logPosition: last,
       term: core?.term ?? 0,
+      ...(this.#reverted === undefined ? {} : { stateReverted: this.#reverted }),
     };
   }
 }

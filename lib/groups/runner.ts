@@ -263,6 +263,7 @@ export class CoreRunner<M extends AnyStateMachine> {
     if (rd.resetLog) {
       await s.resetTo({ term: 0, index: 0 });
       this.#lastApplied = { term: 0, index: 0 };
+      await this.#opts.machine.reset?.();
     }
     if (rd.hardState !== undefined) await s.saveHardState(rd.hardState);
     if (rd.truncateFrom !== undefined) await s.truncate(rd.truncateFrom);

@@ -46,6 +46,15 @@ export interface StateMachine<C, Q, R> {
   stateSync?(): StateSync;
   /** How eagerly this node seeks leadership; default `LeadershipPreference.Normal`. */
   leadershipPreference?(): LeadershipPreference;
+  /**
+   * Discards all state, back to what a new instance holds. Called when this
+   * node loses a cluster merge (two clusters of one group met; the one with
+   * the longer committed log wins, DESIGN.md §3.4): the node then replays
+   * the winner's log from the start. Without `reset`, a node that loses a
+   * merge leaves the group instead (its handles reject with
+   * `GroupTerminatedError`, cause `MergeLostError`).
+   */
+  reset?(): void | Promise<void>;
 }
 
 /** Any state machine, for generic bounds. */

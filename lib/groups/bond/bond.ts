@@ -686,13 +686,18 @@ function parseFrame(value: unknown): BondFrame | undefined {
       return isNat(f.id) && typeof f.reason === "string" ? f as BondFrame : undefined;
     case "info":
       return isNat(f.committed) && typeof f.observer === "boolean" &&
-          (f.clusterId === undefined || typeof f.clusterId === "string")
+          typeof f.leader === "boolean" && isNat(f.voters) &&
+          (f.clusterId === undefined || isShortString(f.clusterId))
         ? f as BondFrame
         : undefined;
+    case "dissolve":
+      return isShortString(f.clusterId) ? f as BondFrame : undefined;
     default:
       return undefined;
   }
 }
+
+const isShortString = (v: unknown): boolean => typeof v === "string" && v.length <= 128;
 
 /** A well-formed close frame, or `undefined`. */
 function parseClose(value: unknown): CloseFrame | undefined {
