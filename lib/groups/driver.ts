@@ -11,6 +11,8 @@ import type { GroupDefinition } from "./builder.ts";
 import { GroupTerminatedError, NoCommandsError, OfflineError } from "./errors.ts";
 import { CoreRunner, ReadDroppedError } from "./runner.ts";
 import { raftFromWire, raftToWire, type WireRaftMessage } from "./raft_wire.ts";
+import { CatchUp, serveSync, type SyncMessage } from "./state_sync.ts";
+import { LogReplaySync } from "../machine/log_replay.ts";
 import type { Consistency, GroupRole, GroupStatus, QueryResult, StateReverted } from "./types.ts";
 import { Watch } from "./watch.ts";
 import { groupStatusEquals } from "./when.ts";
@@ -46,6 +48,8 @@ export type GroupMessage =
   }
   /** The sender's cluster lost a merge: its members discard their state and rejoin as new members. */
   | { readonly t: "dissolve"; readonly clusterId: string }
+  /** State sync (LogReplaySync): requests and answers of committed entries. */
+  | SyncMessage
   /** Graceful departure. */
   | { readonly t: "bye" };
 
@@ -128,6 +132,7 @@ export class GroupDriver<M extends AnyStateMachine> {
   readonly #bootstrapAfter: number;
   readonly #observer: boolean;
   readonly #peers = new Map<NodeId, PeerInfo>();
+  readonly #catchUp: CatchUp;
   /** Clusters this node discarded in a merge; their messages are dropped. */
   readonly #lost = new Set<string>();
   #reverted: StateReverted | undefined;
@@ -150,6 +155,32 @@ export class GroupDriver<M extends AnyStateMachine> {
     this.status = opts.status ??
       new Watch<GroupStatus>(this.#computeStatus(), { equals: groupStatusEquals });
     this.status.set(this.#computeStatus());
+    const sync = opts.definition.stateSync instanceof LogReplaySync
+      ? opts.definition.stateSync
+      : new LogReplaySync();
+    this.#catchUp = new CatchUp({
+      state: () => {
+        const core = this.#runner.core;
+        const leaderCluster = core.leader === undefined
+          ? undefined
+          : this.#peers.get(core.leader)?.clusterId;
+        return {
+          // A new member learns its cluster from its leader before it holds any entry.
+          clusterId: core.clusterId ?? leaderCluster,
+          leader: core.leader,
+          isLeader: core.role === "leader",
+          lastIndex: core.log.lastIndex,
+        };
+      },
+      peers: () =>
+        [...this.#opts.link.bonded()].flatMap((id) => {
+          const p = this.#peers.get(id);
+          return p === undefined ? [] : [{ id, clusterId: p.clusterId, committed: p.committed }];
+        }),
+      send: (peer, m) => this.#opts.link.send(peer, m),
+      install: (prevIndex, prevTerm, entries) =>
+        this.#runner.call((core) => core.installCommitted(prevIndex, prevTerm, entries)),
+    }, sync);
     this.#timer = setInterval(() => this.#tick(), tickMs);
   }
 
@@ -173,11 +204,16 @@ export class GroupDriver<M extends AnyStateMachine> {
         canVote: LeadershipPreference.canVote(pref),
         // The driver decides when to bootstrap (it knows who else is around).
         autoBootstrap: false,
+        // Members a batch or more behind catch up from peers (LogReplaySync), not from the leader.
+        syncLag: (opts.definition.stateSync instanceof LogReplaySync
+          ? opts.definition.stateSync
+          : new LogReplaySync()).batchSize,
         rng,
       },
       machine: opts.definition.machine,
       storage: opts.definition.storage,
-      send: (to, m) => void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
+      send: (to, m) =>
+        void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
       onProgress: () => {
         if (ref.driver !== undefined) ref.driver.#publish();
       },
@@ -221,6 +257,21 @@ export class GroupDriver<M extends AnyStateMachine> {
         this.#departed.delete(from);
         this.#maybeMerge();
         return;
+      case "syncReq": {
+        const core = this.#runner.core;
+        void serveSync(msg, {
+          clusterId: core.clusterId,
+          committed: Math.min(core.committed, core.log.persisted),
+          termAt: (i) => core.log.termAt(i),
+        }, this.#opts.definition.storage).then((answer) => {
+          if (!this.#closed) this.#opts.link.send(from, answer);
+        });
+        return;
+      }
+      case "syncRes":
+      case "syncErr":
+        this.#catchUp.onMessage(from, msg);
+        return;
       case "dissolve":
         if (
           msg.clusterId === this.#runner.core.clusterId && this.#runner.core.leader === from
@@ -258,6 +309,7 @@ export class GroupDriver<M extends AnyStateMachine> {
   /** The bond to `peer` went down. */
   onPeerDown(peer: NodeId): void {
     if (this.#closed) return;
+    this.#catchUp.onPeerDown(peer);
     void this.#runner.call((core) => core.reportUnreachable(peer));
   }
 
@@ -449,6 +501,7 @@ export class GroupDriver<M extends AnyStateMachine> {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#runner.close(reason);
+    this.#catchUp.close();
     for (const f of this.#forwards.values()) f.reject(reason);
     this.#forwards.clear();
     this.status.close(reason);
@@ -553,7 +606,13 @@ export class GroupDriver<M extends AnyStateMachine> {
     void this.#runner.call((core) => {
       if (core.clusterId === undefined && core.log.lastIndex === 0) this.#maybeBootstrap();
       else if (core.role === "leader") this.#autopilot();
-    });
+    }).catch(() => {});
+    this.#catchUp.tick();
+  }
+
+  /** State-sync counters (requests, entries, failures, peers that served), for tests and metrics. */
+  get syncStats(): CatchUp["stats"] {
+    return this.#catchUp.stats;
   }
 
   /**

@@ -116,6 +116,7 @@ export class RaftCore {
       maxBytesPerMessage: 1024 * 1024,
       maxInflight: 64,
       cacheEntries: 4096,
+      syncLag: 0,
       ...config,
     };
     if (!(this.#cfg.electionTicks >= 1) || !(this.#cfg.heartbeatTicks >= 1)) {
@@ -677,6 +678,35 @@ export class RaftCore {
     reply({ success: true, matchIndex: result.lastNew, rejectIndex: 0, hintIndex: 0, hintTerm: 0 });
   }
 
+  /**
+   * State sync (LogReplaySync): installs entries that a member of this
+   * cluster reported as committed, as a follower or learner would take them
+   * from the leader — matching entries are skipped, a conflict (only possible
+   * above this node's commit index) truncates — and advances the commit
+   * index over them, since they are committed cluster-wide. Nothing is
+   * acknowledged to anyone; the next append from the leader simply matches.
+   *
+   * @param prevIndex the index before `entries[0]`
+   * @param prevTerm the term at `prevIndex` in the sender's log
+   * @param entries contiguous committed entries from `prevIndex + 1`
+   * @returns the last index installed, or 0 when nothing was (not in a
+   *   cluster, leader, or `(prevIndex, prevTerm)` does not match this log)
+   */
+  installCommitted(
+    prevIndex: Index,
+    prevTerm: Term,
+    entries: readonly LogEntry<unknown>[],
+  ): Index {
+    if (this.role === "leader" || entries.length === 0) return 0;
+    // A new member (no cluster yet) takes the committed log from its start.
+    if (this.#clusterId === undefined && prevIndex !== 0) return 0;
+    const result = this.log.maybeAppend(prevIndex, prevTerm, entries);
+    if (result === undefined) return 0;
+    if (result.written !== undefined) this.#afterFollowerWrite(result.written);
+    if (this.log.commitTo(result.lastNew)) this.#afterCommit();
+    return result.lastNew;
+  }
+
   /** @internal */
   handleHeartbeat(m: HeartbeatRequest): void {
     this.#electionElapsed = 0;
@@ -729,6 +759,21 @@ export class RaftCore {
           pr.inflight.shift();
         }
         if (m.seq > pr.ackedSeq) pr.ackedSeq = m.seq;
+        if (pr.state === "syncing") {
+          if (m.lastIndex > pr.syncSeen) {
+            pr.syncSeen = m.lastIndex;
+            pr.syncStalls = 0;
+          } else {
+            pr.syncStalls++;
+          }
+          const stalled = pr.syncStalls >= 20;
+          if (stalled || this.log.committed - m.lastIndex < this.#cfg.syncLag) {
+            // Caught up (or state sync is not getting anywhere: replicate ourselves from now on).
+            if (stalled) pr.noSync = true;
+            pr.becomeProbe();
+            pr.next = Math.max(pr.match, Math.min(m.lastIndex, this.log.lastIndex)) + 1;
+          }
+        }
         if (pr.match < this.log.lastIndex) this.#sendAppend(m.from);
         this.#confirmReads();
         return;
@@ -987,6 +1032,15 @@ export class RaftCore {
     const pr = this.#progress.get(to);
     if (pr === undefined || to === this.id || pr.isPaused(this.#cfg.maxInflight)) return false;
     const prevIndex = pr.next - 1;
+    const syncLag = this.#cfg.syncLag;
+    if (
+      syncLag > 0 && pr.state === "probe" && !pr.noSync &&
+      this.log.committed - prevIndex >= syncLag
+    ) {
+      // Far behind: it fetches committed entries from peers; heartbeats watch its progress.
+      pr.becomeSyncing(prevIndex);
+      return false;
+    }
     const prevTerm = this.log.termAt(prevIndex);
     if (prevTerm === undefined) {
       // Below our pruned prefix: the peer needs state sync, which the driver runs.

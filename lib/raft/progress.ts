@@ -10,11 +10,20 @@ import type { Index } from "../primitives/cursor.ts";
  *   heartbeat) before the next probe.
  * - `replicate`: the follower matched; the leader pipelines up to `maxInflight`
  *   AppendEntries, advancing `next` optimistically.
+ * - `syncing`: the follower is far behind and fetches committed entries from
+ *   peers (state sync); the leader sends it only heartbeats and watches its
+ *   last index in their answers.
  */
 export class Progress {
   match: Index = 0;
   next: Index;
-  state: "probe" | "replicate" = "probe";
+  state: "probe" | "replicate" | "syncing" = "probe";
+  /** In syncing state: the follower's last index at its latest heartbeat answer. */
+  syncSeen = 0;
+  /** In syncing state: heartbeat answers in a row without progress. */
+  syncStalls = 0;
+  /** State sync stalled for this follower: the leader replicates to it itself. */
+  noSync = false;
   /** In probe state: an AppendEntries was sent and not yet answered. */
   probeSent = false;
   /** Last index of each AppendEntries in flight (replicate state), ascending. */
@@ -30,7 +39,17 @@ export class Progress {
 
   /** True when the leader should not send another AppendEntries now. */
   isPaused(maxInflight: number): boolean {
+    if (this.state === "syncing") return true;
     return this.state === "probe" ? this.probeSent : this.inflight.length >= maxInflight;
+  }
+
+  /** The follower catches up from peers; `from` is its last known index. */
+  becomeSyncing(from: Index): void {
+    this.state = "syncing";
+    this.probeSent = false;
+    this.inflight = [];
+    this.syncSeen = from;
+    this.syncStalls = 0;
   }
 
   becomeProbe(): void {

@@ -49,6 +49,15 @@ export interface RaftConfig {
   readonly cacheEntries?: number;
   /** Size estimate of an entry in bytes, for batching (default: 64). */
   readonly sizeOf?: (entry: LogEntry<unknown>) => number;
+  /**
+   * State-sync hand-off (LogReplaySync): a follower whose log ends this many
+   * or more committed entries behind is not sent entries by the leader (only
+   * heartbeats) while it fetches them from peers and installs them with
+   * `installCommitted`; once it is less than this behind, or makes no
+   * progress for 20 heartbeats, the leader replicates to it again.
+   * 0 or absent: the leader always replicates itself.
+   */
+  readonly syncLag?: number;
 }
 
 /** What the core needs from durable storage to start (all of it comes from `Storage`). */

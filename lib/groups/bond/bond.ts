@@ -692,6 +692,18 @@ function parseFrame(value: unknown): BondFrame | undefined {
         : undefined;
     case "dissolve":
       return isShortString(f.clusterId) ? f as BondFrame : undefined;
+    case "syncReq":
+      return isNat(f.id) && isShortString(f.clusterId) && isNat(f.start) && isNat(f.end) &&
+          (f.start as number) >= 1 && (f.end as number) >= (f.start as number)
+        ? f as BondFrame
+        : undefined;
+    case "syncRes":
+      return isNat(f.id) && isNat(f.prevTerm) && Array.isArray(f.entries) &&
+          f.entries.every((e) => e instanceof Uint8Array)
+        ? f as BondFrame
+        : undefined;
+    case "syncErr":
+      return isNat(f.id) && isShortString(f.reason) ? f as BondFrame : undefined;
     default:
       return undefined;
   }
