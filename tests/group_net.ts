@@ -3,6 +3,9 @@
 import { Network, type NetworkBuilder } from "../lib/network/network.ts";
 import { ConsensusConfig } from "../lib/groups/config.ts";
 import { MemoryNetwork } from "../transport/memory.ts";
+import type { PeerId } from "../lib/primitives/ids.ts";
+import type { Index } from "../lib/primitives/cursor.ts";
+import { type Storage, SystemEntry } from "../storage/types.ts";
 
 /** Which transport the nodes use. */
 export type Fabric = "memory" | "quic";
@@ -102,4 +105,91 @@ export class Nodes implements AsyncDisposable {
     await Promise.all(this.all.map((n) => n.close().catch(() => {})));
     await this.memory?.close();
   }
+}
+
+/** What {@link agreedLeader} reads of a group handle. */
+export interface LeaderView {
+  leader(): PeerId | undefined;
+}
+
+/**
+ * Waits until every handle knows the same leader (and, when given, not
+ * `excluded`) and returns it; throws naming `what` after `ms`.
+ */
+export async function agreedLeader(
+  groups: readonly LeaderView[],
+  what: string,
+  options: { excluded?: PeerId; ms?: number } = {},
+): Promise<PeerId> {
+  let agreed: PeerId | undefined;
+  await eventually(() => {
+    const first = groups[0]?.leader();
+    if (first === undefined || first.equals(options.excluded)) return false;
+    if (!groups.every((g) => first.equals(g.leader()))) return false;
+    agreed = first;
+    return true;
+  }, what, options.ms);
+  return agreed!;
+}
+
+/** Sorted PeerId hexes of a group handle's bonds. */
+export function bondPeers(group: { bonds(): Iterable<{ readonly peerId: PeerId }> }): string[] {
+  return [...group.bonds()].map((b) => b.peerId.toHex()).sort();
+}
+
+/**
+ * Calls `wait` with an abort signal that fires after `ms` (for `when()` waits
+ * and group calls); a rejection caused by that deadline is rethrown naming `what`.
+ */
+export async function withDeadline<T>(
+  what: string,
+  wait: (options: { signal: AbortSignal }) => Promise<T>,
+  ms = DEADLINE_MS,
+): Promise<T> {
+  const signal = AbortSignal.timeout(ms);
+  try {
+    return await wait({ signal });
+  } catch (err) {
+    if (signal.aborted && err === signal.reason) {
+      throw new Error(`Timed out after ${ms} ms: ${what}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+/**
+ * The voters (sorted PeerId hexes) of the latest configuration entry
+ * (bootstrap or membership) at or below `committed` in a group's own log
+ * store, or `undefined` when there is none yet.
+ */
+export async function committedVoters<C>(
+  store: Storage<C>,
+  committed: Index,
+): Promise<string[] | undefined> {
+  let voters: string[] | undefined;
+  for (const e of await store.getRange(1, committed)) {
+    if (!SystemEntry.is(e.command)) continue;
+    const body = e.command.body;
+    if (body.type === "bootstrap" || body.type === "membership") voters = [...body.voters];
+  }
+  return voters?.sort();
+}
+
+/**
+ * Waits until every member knows a committed configuration whose voters are
+ * exactly `voters` (PeerIds). Closing a voter earlier may leave the rest
+ * without a quorum: a new member is a learner until the leader promotes it.
+ */
+export async function votersSettle<C>(
+  members: readonly { group: { committed(): Index }; store: Storage<C> }[],
+  voters: readonly PeerId[],
+  what: string,
+): Promise<void> {
+  const want = voters.map((v) => v.toHex()).sort().join();
+  await eventually(async () => {
+    for (const m of members) {
+      if ((await committedVoters(m.store, m.group.committed()))?.join() !== want) return false;
+    }
+    return true;
+  }, what);
 }

@@ -227,7 +227,7 @@ test("bond: both sides authenticate each other and exchange messages in order", 
     assertEquals([ba.role, bb.role], ["initiator", "acceptor"]);
     for (let i = 0; i < 20; i++) {
       assert(ba.send({ t: "fwdErr", id: i, reason: "a" }));
-      assert(bb.send({ t: "info", committed: i, observer: false }));
+      assert(bb.send({ t: "info", committed: i, observer: false, leader: false, voters: 1 }));
     }
     await waitFor(() => gotA.length === 20 && gotB.length === 20, 5_000, "messages");
     assertEquals(gotB.map((m) => m.t === "fwdErr" ? m.id : -1), [...Array(20).keys()]);
