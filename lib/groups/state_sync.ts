@@ -141,10 +141,11 @@ export class CatchUp {
       .sort((a, b) =>
         (a.id === st.leader ? 1 : 0) - (b.id === st.leader ? 1 : 0) || b.committed - a.committed
       );
-    let next = this.#nextWindowStart(st.lastIndex);
+    let next = this.#nextWindowStart(st.lastIndex + 1);
     for (const p of free) {
       if (next > target || next > st.lastIndex + this.#batchSize * MAX_WINDOWS_AHEAD) break;
-      const end = Math.min(next + this.#batchSize - 1, p.committed);
+      // A window never reaches into a range already buffered or asked for.
+      const end = Math.min(next + this.#batchSize - 1, p.committed, this.#nextHeldStart(next) - 1);
       if (end < next) continue;
       const id = ++this.#seq;
       const req: Request = { id, peer: p.id, start: next, end, sentAt: now };
@@ -153,7 +154,7 @@ export class CatchUp {
       ) continue;
       this.#inFlight.set(id, req);
       this.stats.requests++;
-      next = end + 1;
+      next = this.#nextWindowStart(end + 1);
     }
   }
 
@@ -211,22 +212,40 @@ export class CatchUp {
     this.#resting.clear();
   }
 
-  /** The first index neither in the log, nor buffered, nor asked for. */
-  #nextWindowStart(lastIndex: Index): Index {
-    let next = lastIndex + 1;
-    for (;;) {
-      const buffered = this.#buffer.get(next);
-      if (buffered !== undefined) {
-        next += buffered.entries.length;
-        continue;
+  /** The ranges buffered or asked for, as [start, end]. */
+  #held(): [Index, Index][] {
+    return [
+      ...[...this.#buffer].map(([start, w]) =>
+        [start, start + w.entries.length - 1] as [
+          Index,
+          Index,
+        ]
+      ),
+      ...[...this.#inFlight.values()].map((r) => [r.start, r.end] as [Index, Index]),
+    ];
+  }
+
+  /** The first index from `from` on that is neither buffered nor asked for. */
+  #nextWindowStart(from: Index): Index {
+    const held = this.#held();
+    let next = from;
+    for (let moved = true; moved;) {
+      moved = false;
+      for (const [start, end] of held) {
+        if (start <= next && next <= end) {
+          next = end + 1;
+          moved = true;
+        }
       }
-      const asked = [...this.#inFlight.values()].find((r) => r.start === next);
-      if (asked !== undefined) {
-        next = asked.end + 1;
-        continue;
-      }
-      return next;
     }
+    return next;
+  }
+
+  /** The start of the first buffered or asked range above `after` (Infinity when none). */
+  #nextHeldStart(after: Index): Index {
+    let first = Infinity;
+    for (const [start] of this.#held()) if (start > after && start < first) first = start;
+    return first;
   }
 
   #fail(req: Request, now: number, timedOut = true): void {

@@ -551,3 +551,20 @@ test("serveSync and CatchUp: a catch-up from several peers rebuilds the log exac
     expectedPrev = i.last;
   }
 });
+
+test("catch-up: a re-asked window never overlaps windows still in flight", () => {
+  const host = new FakeHost();
+  host.peerList = ["a", "b", "c", "d"].map((id) => ({ id, clusterId: CLUSTER, committed: 30 }));
+  const cu = new CatchUp(host, { batchSize: 10, fetchTimeout: 100 });
+  cu.tick(0);
+  assertEquals(host.sent.map((s) => [s.peer, s.msg.start, s.msg.end]), [
+    ["a", 1, 10],
+    ["b", 11, 20],
+    ["c", 21, 30],
+  ]);
+  host.sent = [];
+  cu.onPeerDown("a");
+  cu.tick(1);
+  // Only a's window is asked again; b's and c's are still in flight.
+  assertEquals(host.sent.map((s) => [s.msg.start, s.msg.end]), [[1, 10]]);
+});
