@@ -59,6 +59,12 @@ export interface GroupLink {
   send(peer: NodeId, message: GroupMessage): boolean;
   /** Hex PeerIds of the currently bonded peers. */
   bonded(): Iterable<NodeId>;
+  /**
+   * Hex PeerIds of the peers discovery says are in the group, bonded or not
+   * (default: the bonded ones). A fresh node does not bootstrap while one of
+   * them is still unbonded, for a while (see the bootstrap rule).
+   */
+  known?(): Iterable<NodeId>;
 }
 
 /** Driver settings beyond the group definition. */
@@ -345,7 +351,7 @@ export class GroupDriver<M extends AnyStateMachine> {
         const bounded = new AbortController();
         const timer = setTimeout(
           () => bounded.abort(new Error("query timed out")),
-          deadline - Date.now(),
+          Math.max(0, deadline - Date.now()),
         );
         const onAbort = () => bounded.abort(signal!.reason);
         signal?.addEventListener("abort", onAbort, { once: true });
@@ -470,24 +476,55 @@ export class GroupDriver<M extends AnyStateMachine> {
   // ---- leaving -----------------------------------------------------------------------------
 
   /**
-   * Leaves gracefully: a leader first hands leadership to a caught-up voter
-   * (bounded by an election timeout); then every bonded peer is told we left.
+   * Leaves gracefully: a leader first removes itself from the voters (the
+   * others commit that and elect a successor), or, when that cannot be done
+   * within two election timeouts, hands leadership to its most caught-up
+   * voter; then every bonded peer is told we left.
    */
   async leave(): Promise<void> {
     if (this.#closed) return;
-    const core = this.#runner.core;
-    if (core.role === "leader") {
-      const target = core.membership.voters
-        .filter((v) => v !== core.id)
-        .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
-      if (target !== undefined) {
-        await this.#runner.call((c) => c.transferLeadership(target));
-        try {
+    const c = this.#opts.definition.consensus;
+    if (this.#runner.core.role === "leader") {
+      // First remove ourselves from the voters, committed by the others: a departed voter must
+      // never be needed for a quorum (with two voters, handing over alone would stall the group).
+      const deadline = Date.now() + c.electionTimeout * 2;
+      let removing = false;
+      while (!removing && Date.now() < deadline && this.#runner.core.role === "leader") {
+        const core = this.#runner.core;
+        let r: { ok: boolean } | undefined;
+        if (core.membership.voters.every((v) => v === core.id)) {
+          // The only voter: first promote the most caught-up learner that may vote.
+          const heir = core.membership.learners
+            .filter((l) => this.#peers.get(l)?.observer === false)
+            .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
+          if (heir === undefined) break; // nobody to hand the group to
+          r = await this.#runner.call((k) => k.promote(heir)).catch(() => undefined);
+        } else {
+          r = await this.#runner.call((k) => k.remove(k.id)).catch(() => undefined);
+          removing = r?.ok === true;
+        }
+        if (!removing) {
+          await this.status.waitFor((s) => s.committed > core.committed || s.role !== "leader", {
+            timeoutMs: this.#tickMs * 2,
+          }).catch(() => {});
+        }
+      }
+      if (removing) {
+        await this.status.waitFor((s) => s.role !== "leader", {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+        }).catch(() => {});
+      }
+      const core = this.#runner.core;
+      if (core.role === "leader") {
+        // Could not remove ourselves in time: hand leadership to the most caught-up voter.
+        const target = core.membership.voters
+          .filter((v) => v !== core.id)
+          .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
+        if (target !== undefined) {
+          await this.#runner.call((k) => k.transferLeadership(target)).catch(() => {});
           await this.status.waitFor((s) => s.role !== "leader", {
-            timeoutMs: this.#opts.definition.consensus.electionTimeout,
-          });
-        } catch {
-          // leave anyway: the others elect after their timeout
+            timeoutMs: c.electionTimeout,
+          }).catch(() => {});
         }
       }
     }
@@ -621,8 +658,18 @@ export class GroupDriver<M extends AnyStateMachine> {
    * bonded fresh peer has a lower PeerId (that one bootstraps; we join it).
    */
   #maybeBootstrap(): void {
-    if (this.#observer || Date.now() - this.#startedAt < this.#bootstrapAfter) return;
+    const waited = Date.now() - this.#startedAt;
+    if (this.#observer || waited < this.#bootstrapAfter) return;
     const self = this.#opts.self.toHex();
+    // A member discovery already knows of may just not be bonded yet: give its bond time to come up
+    // (bounded, since a stale entry can name a peer that is gone).
+    const bonded = new Set(this.#opts.link.bonded());
+    const grace = this.#bootstrapAfter + 4 * this.#opts.definition.consensus.electionTimeout;
+    if (waited < grace) {
+      for (const peer of this.#opts.link.known?.() ?? []) {
+        if (peer !== self && !bonded.has(peer)) return;
+      }
+    }
     for (const peer of this.#opts.link.bonded()) {
       const info = this.#peers.get(peer);
       if (info === undefined) return; // not introduced yet: wait for its info

@@ -171,6 +171,8 @@ export class NetworkGroupHost implements GroupHost {
         return b.bond.send(message);
       },
       bonded: () => hosted.bonds.keys(),
+      known: () =>
+        this.#network.catalog.peersInGroup(definition.groupId).map((e) => e.peerId.toHex()),
       bonds: () => snapshot(hosted),
       detach: () => this.#detach(hosted),
     };

@@ -445,6 +445,8 @@ export class Network implements AsyncDisposable {
   #timer: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
   #groupsHost: NetworkGroupHost | undefined;
+  /** Aborts dials in progress when the network closes. */
+  readonly #closingSignal = new AbortController();
   #groupsApi: Groups | undefined;
 
   /** @internal use {@link Network.builder} */
@@ -651,9 +653,12 @@ export class Network implements AsyncDisposable {
 
   async #close(): Promise<void> {
     if (this.#groupsApi !== undefined) {
+      // Leaving groups may still need connections; dials to dead peers must not hold it up.
       await this.#groupsApi.close().catch(() => {});
+      this.#closingSignal.abort(new Error("Cannot dial: network is closed"));
       await this.#groupsHost!.close();
     }
+    this.#closingSignal.abort(new Error("Cannot dial: network is closed"));
     clearInterval(this.#timer);
     for (const link of this.#links) link.conn.close(CloseCode.Normal, "network closed");
     await this.#listener.close().catch(() => {});
@@ -757,7 +762,7 @@ export class Network implements AsyncDisposable {
       address: { host: target.host, port: target.port },
       certificateHash: addr.certificateHash,
       serverName: serverNameFor(addr.peerId.toHex()),
-    });
+    }, { signal: this.#closingSignal.signal });
     if (this.closed) {
       conn.close(CloseCode.Normal, "network closed");
       throw new Error("Cannot dial: network is closed");
