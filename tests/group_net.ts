@@ -122,13 +122,17 @@ export async function agreedLeader(
   options: { excluded?: PeerId; ms?: number } = {},
 ): Promise<PeerId> {
   let agreed: PeerId | undefined;
-  await eventually(() => {
-    const first = groups[0]?.leader();
-    if (first === undefined || first.equals(options.excluded)) return false;
-    if (!groups.every((g) => first.equals(g.leader()))) return false;
-    agreed = first;
-    return true;
-  }, what, options.ms);
+  await eventually(
+    () => {
+      const first = groups[0]?.leader();
+      if (first === undefined || first.equals(options.excluded)) return false;
+      if (!groups.every((g) => first.equals(g.leader()))) return false;
+      agreed = first;
+      return true;
+    },
+    what,
+    options.ms,
+  );
   return agreed!;
 }
 
