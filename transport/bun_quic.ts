@@ -115,6 +115,9 @@ interface QuicSessionHandle {
   destroy(error?: unknown, options?: CloseOptions): void;
 }
 
+/** Initial flow-control credit of each bidirectional stream, both directions (bytes). */
+const STREAM_WINDOW = 4 * 1024 * 1024;
+
 interface SessionOptions {
   readonly endpoint?: QuicEndpointHandle | { readonly address: NetAddress };
   readonly alpn: string | readonly string[];
@@ -126,6 +129,8 @@ interface SessionOptions {
     readonly maxIdleTimeout: number;
     readonly initialMaxStreamsBidi: number;
     readonly initialMaxStreamsUni: number;
+    readonly initialMaxStreamDataBidiLocal: number;
+    readonly initialMaxStreamDataBidiRemote: number;
   };
 }
 
@@ -226,6 +231,10 @@ export class BunQuicTransport implements Transport {
         initialMaxStreamsBidi: this.#options.maxConcurrentStreams,
         // mosaik uses bidirectional streams only.
         initialMaxStreamsUni: 0,
+        // Without these, a stream opened by the *listening* side carries no data
+        // between Deno and Bun (either direction): Bun's defaults give it no credit.
+        initialMaxStreamDataBidiLocal: STREAM_WINDOW,
+        initialMaxStreamDataBidiRemote: STREAM_WINDOW,
       },
     };
   }

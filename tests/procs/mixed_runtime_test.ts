@@ -1,11 +1,7 @@
 // Mixed Deno/Bun groups as separate processes: the leader (Bun, then Deno) is SIGKILLed and the survivors take over.
 //
-// BLOCKED, so not named *_test.ts: on a Deno<->Bun connection a bidirectional stream opened
-// by the QUIC listener side carries no data back (Bun listener) or none at all (Deno
-// listener), so bond handshakes between a Deno and a Bun node time out whenever the
-// lower PeerId is the QUIC server (transport/bun_quic.ts #sessionOptions sets no
-// initialMaxStreamDataBidiLocal/Remote). Both scenarios pass once bun_quic advertises them;
-// then rename this file to mixed_runtime_test.ts.
+// Bonds are opened by the lower PeerId, whichever side dialed, so these also cover streams opened
+// by the QUIC listener side between Deno and Bun (which needed per-stream credit in bun_quic).
 
 import { test } from "../harness.ts";
 import { leaderFailover } from "./failover.ts";
