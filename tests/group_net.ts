@@ -6,6 +6,10 @@ import { MemoryNetwork } from "../transport/memory.ts";
 import type { PeerId } from "../lib/primitives/ids.ts";
 import type { Index } from "../lib/primitives/cursor.ts";
 import { type Storage, SystemEntry } from "../storage/types.ts";
+import { InMemoryLogStore } from "../storage/memory.ts";
+import { GroupKey } from "../lib/groups/key.ts";
+import type { Group } from "../lib/groups/types.ts";
+import type { AnyStateMachine, CommandOf } from "../lib/machine/state_machine.ts";
 
 /** Which transport the nodes use. */
 export type Fabric = "memory" | "quic";
@@ -196,4 +200,51 @@ export async function votersSettle<C>(
     }
     return true;
   }, what);
+}
+
+/** A node's membership of a test group: its network, handle, log store and machine. */
+export interface Member<M extends AnyStateMachine> {
+  readonly net: Network;
+  readonly group: Group<M>;
+  readonly store: InMemoryLogStore<CommandOf<M>>;
+  readonly machine: M;
+}
+
+/** Joins `net` to the group of `key` with `machine`, an inspectable log store and {@link FAST}. */
+export function joinMember<M extends AnyStateMachine>(
+  net: Network,
+  key: GroupKey,
+  machine: M,
+): Member<M> {
+  const store = new InMemoryLogStore<CommandOf<M>>();
+  const group = net.groups().withKey(key).withStateMachine(machine).withLogStorage(store)
+    .withConsensusConfig(FAST).join();
+  return { net, group, store, machine };
+}
+
+/**
+ * `count` members led by the first: it forms the group alone, the others
+ * join and follow it, and every one of them becomes a voter.
+ *
+ * @param machine makes each member's state machine
+ * @param configure adjusts each node's network builder
+ */
+export async function votingCluster<M extends AnyStateMachine>(
+  nodes: Nodes,
+  count: number,
+  machine: () => M,
+  options: { key?: GroupKey; configure?: (b: NetworkBuilder) => NetworkBuilder } = {},
+): Promise<Member<M>[]> {
+  const key = options.key ?? GroupKey.generate();
+  const add = () => nodes.add(options.configure);
+  const first = joinMember(await add(), key, machine());
+  await withDeadline("the first node leads", (o) => first.group.when().isLeader(o));
+  const members = [first];
+  for (let i = 1; i < count; i++) members.push(joinMember(await add(), key, machine()));
+  const leader = first.net.local().id();
+  for (const m of members) {
+    await withDeadline("every node follows the first", (o) => m.group.when().leaderIs(leader, o));
+  }
+  await votersSettle(members, members.map((m) => m.net.local().id()), "all members vote");
+  return members;
 }

@@ -5,56 +5,33 @@ import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { GroupKey } from "../../lib/groups/key.ts";
 import { EncodingError, GroupTerminatedError, NoCommandsError } from "../../lib/groups/errors.ts";
 import { BondError, openBond } from "../../lib/groups/bond/bond.ts";
-import { Consistency, type Group } from "../../lib/groups/types.ts";
-import type { Network } from "../../lib/network/network.ts";
+import { Consistency } from "../../lib/groups/types.ts";
 import { decode, encode } from "../../lib/wire/codec.ts";
 import { encodeFrame } from "../../lib/wire/framing.ts";
-import { InMemoryLogStore } from "../../storage/memory.ts";
 import { CloseCode } from "../../transport/types.ts";
 import { Counter, type CounterCommand } from "../counter.ts";
 import {
   agreedLeader,
   eventually,
   FAST,
+  joinMember,
+  type Member as GenericMember,
   Nodes,
-  votersSettle,
+  votingCluster,
   withDeadline,
   within,
 } from "../group_net.ts";
 
-interface Member {
-  readonly net: Network;
-  readonly group: Group<Counter>;
-  readonly store: InMemoryLogStore<CounterCommand>;
-  readonly machine: Counter;
-}
-
-function join(net: Network, key: GroupKey): Member {
-  const machine = new Counter();
-  const store = new InMemoryLogStore<CounterCommand>();
-  const group = net.groups().withKey(key).withStateMachine(machine).withLogStorage(store)
-    .withConsensusConfig(FAST).join();
-  return { net, group, store, machine };
-}
+type Member = GenericMember<Counter>;
 
 /** Largest bond message the nodes of the garbage test accept. */
 const MAX_MESSAGE = 64 * 1024;
 
-/** `count` voting members led by the first node. */
-async function cluster(nodes: Nodes, count: number, key = GroupKey.generate()): Promise<Member[]> {
-  const configure = (b: ReturnType<Nodes["builder"]>) =>
-    b.withGroupsConfig({ handshakeTimeout: 3_000, maxMessageSize: MAX_MESSAGE });
-  const first = join(await nodes.add(configure), key);
-  await withDeadline("the first node leads", (o) => first.group.when().isLeader(o));
-  const members = [first];
-  for (let i = 1; i < count; i++) members.push(join(await nodes.add(configure), key));
-  const leader = first.net.local().id();
-  for (const m of members) {
-    await withDeadline("every node follows the first", (o) => m.group.when().leaderIs(leader, o));
-  }
-  await votersSettle(members, members.map((m) => m.net.local().id()), "all members vote");
-  return members;
-}
+/** `count` voting members whose nodes accept bond messages up to {@link MAX_MESSAGE}. */
+const cluster = (nodes: Nodes, count: number): Promise<Member[]> =>
+  votingCluster(nodes, count, () => new Counter(), {
+    configure: (b) => b.withGroupsConfig({ handshakeTimeout: 3_000, maxMessageSize: MAX_MESSAGE }),
+  });
 
 /** Waits until every member is bonded with all the others, then proves the group commits. */
 async function worksAgain(members: readonly Member[], add: number, what: string): Promise<void> {
@@ -123,7 +100,7 @@ for (const fabric of ["memory", "quic"] as const) {
     const leader = members[0]!.net.local().id();
     const intruderNet = await nodes.add();
     const wrongKey = GroupKey.generate();
-    const intruder = join(intruderNet, wrongKey);
+    const intruder = joinMember(intruderNet, wrongKey, new Counter());
     assert(!intruder.group.id().equals(members[0]!.group.id()));
 
     // Once every member has the intruder's entry (listing its group) and the intruder

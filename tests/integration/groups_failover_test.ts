@@ -2,13 +2,19 @@
 
 import { test } from "../harness.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { GroupKey } from "../../lib/groups/key.ts";
 import { OfflineError } from "../../lib/groups/errors.ts";
-import { Consistency, type Group } from "../../lib/groups/types.ts";
+import { Consistency } from "../../lib/groups/types.ts";
 import type { ApplyContext, StateMachine } from "../../lib/machine/state_machine.ts";
-import type { Network } from "../../lib/network/network.ts";
-import { InMemoryLogStore } from "../../storage/memory.ts";
-import { agreedLeader, eventually, FAST, Nodes, votersSettle, withDeadline } from "../group_net.ts";
+import {
+  agreedLeader,
+  eventually,
+  FAST,
+  type Member as GenericMember,
+  Nodes,
+  votersSettle,
+  votingCluster,
+  withDeadline,
+} from "../group_net.ts";
 
 /** A journal command: one write, named so that loss and duplication are visible. */
 type Write = { id: string };
@@ -31,38 +37,11 @@ class Journal implements StateMachine<Write, null, string[]> {
   }
 }
 
-interface Member {
-  readonly net: Network;
-  readonly group: Group<Journal>;
-  readonly store: InMemoryLogStore<Write>;
-  readonly machine: Journal;
-}
+type Member = GenericMember<Journal>;
 
-function join(net: Network, key: GroupKey): Member {
-  const machine = new Journal();
-  const store = new InMemoryLogStore<Write>();
-  const group = net.groups().withKey(key).withStateMachine(machine).withLogStorage(store)
-    .withConsensusConfig(FAST).join();
-  return { net, group, store, machine };
-}
-
-/**
- * `count` members led by the first: it forms the group alone, the others
- * join and follow it, and every one of them becomes a voter.
- */
-async function cluster(nodes: Nodes, count: number): Promise<Member[]> {
-  const key = GroupKey.generate();
-  const first = join(await nodes.add(), key);
-  await withDeadline("the first node leads", (o) => first.group.when().isLeader(o));
-  const members = [first];
-  for (const net of await nodes.addMany(count - 1)) members.push(join(net, key));
-  const leader = first.net.local().id();
-  for (const m of members) {
-    await withDeadline("every node follows the first", (o) => m.group.when().leaderIs(leader, o));
-  }
-  await votersSettle(members, members.map((m) => m.net.local().id()), "all members vote");
-  return members;
-}
+/** `count` voting members with journals, led by the first. */
+const cluster = (nodes: Nodes, count: number): Promise<Member[]> =>
+  votingCluster(nodes, count, () => new Journal());
 
 /** Waits until every member applied exactly `expected`, in order. */
 async function journalsAre(members: readonly Member[], expected: string[], what: string) {

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { within } from "../group_net.ts";
 
 /** A runtime a node process can run on. */
 export type Runtime = "deno" | "bun";
@@ -50,21 +51,6 @@ function command(runtime: Runtime, args: string[]): [string, string[]] {
       ...args,
     ]]
     : [bin, [nodeScript, ...args]];
-}
-
-/** Rejects with `what` after `ms` unless `promise` settles first; never leaves a timer behind. */
-export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** One node.ts child process. */
@@ -140,7 +126,7 @@ export class NodeProc {
     });
     this.#child.stdin?.write(JSON.stringify({ id, ...fields }) + "\n");
     try {
-      return await deadline(reply, ms, `${this.label} answering ${JSON.stringify(fields)}`);
+      return await within(reply, `${this.label} answering ${JSON.stringify(fields)}`, ms);
     } catch (err) {
       this.#pending.delete(id);
       throw new Error(`${(err as Error).message}\n--- ${this.label} stderr ---\n${this.#stderr}`);
@@ -160,20 +146,20 @@ export class NodeProc {
   async kill(): Promise<Exit> {
     if (!this.#done) this.#child.kill("SIGKILL");
     this.#child.stdin?.destroy();
-    return await deadline(this.exited, EXIT_MS, `${this.label} to exit after SIGKILL`);
+    return await within(this.exited, `${this.label} to exit after SIGKILL`, EXIT_MS);
   }
 
   /** Closes the child's stdin (it leaves the group and exits) and waits for its exit. */
   async stop(): Promise<Exit> {
     this.#child.stdin?.end();
-    return await deadline(this.exited, EXIT_MS, `${this.label} to exit after stdin closed`);
+    return await within(this.exited, `${this.label} to exit after stdin closed`, EXIT_MS);
   }
 
   /** Makes sure the child is gone: SIGKILL if still running, then waits (bounded) for its exit. */
   async reap(): Promise<void> {
     if (!this.#done) this.#child.kill("SIGKILL");
     this.#child.stdin?.destroy();
-    await deadline(this.exited, EXIT_MS, `${this.label} to be reaped`).catch(() => {});
+    await within(this.exited, `${this.label} to be reaped`, EXIT_MS).catch(() => {});
   }
 
   #onStdout(text: string): void {
@@ -232,7 +218,7 @@ export class Cluster implements AsyncDisposable {
     const args = [this.#key, ...(bootstrap === undefined ? [] : [bootstrap]), ...flags];
     const proc = new NodeProc(runtime, `node ${this.procs.length + 1}`, args);
     this.procs.push(proc);
-    await deadline(proc.ready, START_MS, `${proc.label} to print its ready line`);
+    await within(proc.ready, `${proc.label} to print its ready line`, START_MS);
     return proc;
   }
 
