@@ -149,7 +149,13 @@ export class GroupDriver<M extends AnyStateMachine> {
   #ticks = 0;
   #closed = false;
 
-  private constructor(opts: DriverOptions<M>, runner: CoreRunner<M>, tickMs: number, rng: Rng) {
+  private constructor(
+    opts: DriverOptions<M>,
+    runner: CoreRunner<M>,
+    tickMs: number,
+    rng: Rng,
+    sync: LogReplaySync,
+  ) {
     this.#opts = opts;
     this.#selfHex = opts.self.toHex();
     this.#runner = runner;
@@ -161,9 +167,6 @@ export class GroupDriver<M extends AnyStateMachine> {
     this.status = opts.status ??
       new Watch<GroupStatus>(this.#computeStatus(), { equals: groupStatusEquals });
     this.status.set(this.#computeStatus());
-    const sync = opts.definition.stateSync instanceof LogReplaySync
-      ? opts.definition.stateSync
-      : new LogReplaySync();
     this.#catchUp = new CatchUp({
       state: () => {
         const core = this.#runner.core;
@@ -197,6 +200,9 @@ export class GroupDriver<M extends AnyStateMachine> {
     const ticks = (ms: number) => Math.max(1, Math.ceil(ms / tickMs));
     const rng = opts.rng ?? new SeededRng(crypto.getRandomValues(new Uint32Array(1))[0]!);
     const pref = opts.definition.machine.leadershipPreference?.() ?? LeadershipPreference.Normal;
+    const sync = opts.definition.stateSync instanceof LogReplaySync
+      ? opts.definition.stateSync
+      : new LogReplaySync();
     // the runner's callbacks need the driver, which needs the runner
     const ref: { driver?: GroupDriver<M> } = {};
     const runner = await CoreRunner.open({
@@ -211,15 +217,12 @@ export class GroupDriver<M extends AnyStateMachine> {
         // The driver decides when to bootstrap (it knows who else is around).
         autoBootstrap: false,
         // Members a batch or more behind catch up from peers (LogReplaySync), not from the leader.
-        syncLag: (opts.definition.stateSync instanceof LogReplaySync
-          ? opts.definition.stateSync
-          : new LogReplaySync()).batchSize,
+        syncLag: sync.batchSize,
         rng,
       },
       machine: opts.definition.machine,
       storage: opts.definition.storage,
-      send: (to, m) =>
-        void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
+      send: (to, m) => void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
       onProgress: () => {
         if (ref.driver !== undefined) ref.driver.#publish();
       },
@@ -229,7 +232,7 @@ export class GroupDriver<M extends AnyStateMachine> {
         }
       },
     });
-    ref.driver = new GroupDriver(opts, runner, tickMs, rng);
+    ref.driver = new GroupDriver(opts, runner, tickMs, rng, sync);
     return ref.driver;
   }
 

@@ -159,7 +159,7 @@ export class NetworkGroupHost implements GroupHost {
     this.#groups.set(hosted.hex, hosted);
     this.#announce();
     this.#timer ??= setInterval(() => this.#tick(), 100);
-    for (const peer of this.#network.connectedPeers()) this.#consider(hosted, peer);
+    this.#considerGroup(hosted);
     const link: AttachedLink = {
       send: (peer, message) => {
         const b = hosted.bonds.get(peer);
@@ -232,11 +232,13 @@ export class NetworkGroupHost implements GroupHost {
 
   #tick(): void {
     if (this.#closed) return;
-    for (const g of this.#groups.values()) {
-      for (const peer of this.#network.connectedPeers()) this.#consider(g, peer);
-      for (const entry of this.#network.catalog.peersInGroup(g.definition.groupId)) {
-        this.#consider(g, entry.peerId.toHex());
-      }
+    for (const g of this.#groups.values()) this.#considerGroup(g);
+  }
+
+  /** Considers every peer whose entry lists the group (only those can be bonded). */
+  #considerGroup(g: HostedGroup): void {
+    for (const entry of this.#network.catalog.peersInGroup(g.definition.groupId)) {
+      this.#consider(g, entry.peerId.toHex());
     }
   }
 
