@@ -81,6 +81,14 @@ export {
   type SystemEntryBody,
 } from "./storage/types.ts";
 export { InMemoryLogStore } from "./storage/memory.ts";
+export {
+  StorageError,
+  StoreCorruptError,
+  StoreLockedError,
+  type StoreOwner,
+  StoreOwnerError,
+  StoreVersionError,
+} from "./storage/errors.ts";
 export { decodeEntry, encodeEntry } from "./lib/wire/entry.ts";
 export { EncodingError } from "./lib/wire/errors.ts";
 export {

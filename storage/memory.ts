@@ -1,12 +1,16 @@
 // InMemoryLogStore: the default Storage<C>, keeping the log and hard state in process memory.
 
+import { Cursor, type Index, type IndexRange, type Term } from "../lib/primitives/cursor.ts";
 import {
-  checkIndex,
-  Cursor,
-  type Index,
-  type IndexRange,
-  type Term,
-} from "../lib/primitives/cursor.ts";
+  checkBatch,
+  checkClaim,
+  checkHardState,
+  checkPrune,
+  checkReset,
+  checkTruncate,
+  copyHardState,
+} from "./_checks.ts";
+import type { StoreOwner } from "./errors.ts";
 import type { HardState, LogEntry, Storage } from "./types.ts";
 
 /**
@@ -37,6 +41,7 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
   /** `#entries[i]` sits at index `#prefix.index + 1 + i`. */
   #entries: LogEntry<C>[] = [];
   #hardState: HardState | undefined = undefined;
+  #owner: StoreOwner | undefined = undefined;
 
   /**
    * Appends `entries` after the last entry. The whole batch is checked before
@@ -47,23 +52,7 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
    */
   append(entries: readonly LogEntry<C>[]): void {
     if (entries.length === 0) return;
-    const last = this.last();
-    let expected = last.index + 1;
-    let term = last.term;
-    for (const entry of entries) {
-      const index = checkIndex(entry.index, "Entry index");
-      const entryTerm = checkIndex(entry.term, "Entry term");
-      if (index !== expected) {
-        throw new RangeError(`Cannot append: expected index ${expected}, got ${index}`);
-      }
-      if (entryTerm < term) {
-        throw new RangeError(
-          `Cannot append: term ${entryTerm} at index ${index} is below the previous term ${term}`,
-        );
-      }
-      expected++;
-      term = entryTerm;
-    }
+    checkBatch(this.last(), entries);
     // push(...entries) would overflow the call stack on very large batches.
     for (const entry of entries) this.#entries.push(entry);
   }
@@ -94,12 +83,7 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
    * @throws {RangeError} when `from` is at or below the pruned prefix
    */
   truncate(from: Index): void {
-    checkIndex(from, "Truncate index");
-    if (from <= this.#prefix.index) {
-      throw new RangeError(
-        `Cannot truncate from index ${from}: entries up to ${this.#prefix.index} are pruned`,
-      );
-    }
+    checkTruncate(from, this.#prefix.index);
     const keep = from - this.#prefix.index - 1;
     if (keep < this.#entries.length) this.#entries.length = keep;
   }
@@ -127,12 +111,7 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
    * @throws {RangeError} when `upTo` is past the last entry
    */
   prunePrefix(upTo: Index): void {
-    checkIndex(upTo, "Prune index");
-    if (upTo <= this.#prefix.index) return;
-    const last = this.last();
-    if (upTo > last.index) {
-      throw new RangeError(`Cannot prune up to index ${upTo}: the last index is ${last.index}`);
-    }
+    if (!checkPrune(upTo, this.#prefix.index, this.last().index)) return;
     const dropped = upTo - this.#prefix.index;
     const boundary = this.#entries[dropped - 1];
     if (boundary === undefined) throw new Error(`Cannot prune: entry ${upTo} is missing`);
@@ -146,11 +125,7 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
    * @throws {RangeError} when `cursor` is not a valid cursor or puts a non-zero term at index 0
    */
   resetTo(cursor: Cursor): void {
-    const next = Cursor.of(cursor.term, cursor.index);
-    if (next.index === 0 && next.term !== 0) {
-      throw new RangeError(`Cannot reset to ${Cursor.format(next)}: index 0 must have term 0`);
-    }
-    this.#prefix = next;
+    this.#prefix = checkReset(cursor);
     this.#entries = [];
   }
 
@@ -166,11 +141,16 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
    * @throws {TypeError} when `votedFor` is present and not a string
    */
   saveHardState(state: HardState): void {
-    checkIndex(state.term, "Hard state term");
-    if (state.votedFor !== undefined && typeof state.votedFor !== "string") {
-      throw new TypeError(`Hard state votedFor must be a string, got ${typeof state.votedFor}`);
-    }
-    this.#hardState = copyHardState(state);
+    this.#hardState = checkHardState(state);
+  }
+
+  /**
+   * Ties the store to one member of one group (the group calls it on join).
+   *
+   * @throws {StoreOwnerError} when the store was already claimed by another group or member
+   */
+  claim(owner: StoreOwner): void {
+    this.#owner = checkClaim("(in memory)", this.#owner, owner);
   }
 
   /** Does nothing: the memory is released with the object. Idempotent. */
@@ -181,12 +161,4 @@ export class InMemoryLogStore<C = unknown> implements Storage<C> {
     const offset = index - this.#prefix.index - 1;
     return offset >= 0 && offset < this.#entries.length ? offset : undefined;
   }
-}
-
-// Copies so neither the caller's object nor a returned one aliases the stored state,
-// and omits an undefined votedFor (exactOptionalPropertyTypes: absent, not undefined).
-function copyHardState(state: HardState): HardState {
-  return state.votedFor === undefined
-    ? { term: state.term }
-    : { term: state.term, votedFor: state.votedFor };
 }

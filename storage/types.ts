@@ -1,6 +1,7 @@
 // The Storage<C> contract every log store implements, with its correctness requirements.
 
 import type { Cursor, Index, IndexRange, Term } from "../lib/primitives/cursor.ts";
+import type { StoreOwner } from "./errors.ts";
 
 /**
  * The library's own log entries: the no-op a new leader appends, and
@@ -164,6 +165,17 @@ export interface Storage<C> {
 
   /** Replaces the hard state; durable on return. */
   saveHardState(state: HardState): void | Promise<void>;
+
+  /**
+   * Ties the store to one member of one group. A group calls it once when it
+   * joins, before any other call. A store that was never claimed records the
+   * owner (durably, for a durable store); a store that holds another group's
+   * log, or another member's, throws and changes nothing. Optional: a store
+   * without it accepts any group, and guards nothing.
+   *
+   * @throws {StoreOwnerError} when the store belongs to another group or member
+   */
+  claim?(owner: StoreOwner): void | Promise<void>;
 
   /** Releases the store's resources. Idempotent. */
   close?(): void | Promise<void>;

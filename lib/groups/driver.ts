@@ -222,6 +222,7 @@ export class GroupDriver<M extends AnyStateMachine> {
       },
       machine: opts.definition.machine,
       storage: opts.definition.storage,
+      owner: { group: opts.definition.groupId.toHex(), member: opts.self.toHex() },
       send: (to, m) => void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
       onProgress: () => {
         if (ref.driver !== undefined) ref.driver.#publish();

@@ -12,6 +12,7 @@ import type {
 import type { Cursor, Index, IndexRange, Term } from "../primitives/cursor.ts";
 import type { AnyStateMachine, ApplyContext, CommandOf } from "../machine/state_machine.ts";
 import { type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
+import type { StoreOwner } from "../../storage/errors.ts";
 import { CommandLostError, GroupTerminatedError } from "./errors.ts";
 
 /** What a runner needs. */
@@ -20,6 +21,8 @@ export interface RunnerOptions<M extends AnyStateMachine> {
   readonly raft: RaftConfig;
   readonly machine: M;
   readonly storage: Storage<CommandOf<M>>;
+  /** Who the storage belongs to (hex GroupId and PeerId), checked with `Storage.claim` before loading. */
+  readonly owner?: StoreOwner;
   /** Sends a message to a peer; delivery is best effort (Raft tolerates loss). */
   send(to: NodeId, message: RaftMessage): void;
   /** Core events, after the Ready they came with was persisted. */
@@ -82,6 +85,7 @@ export class CoreRunner<M extends AnyStateMachine> {
   /** Loads hard state and log from storage and starts a core on them. */
   static async open<M extends AnyStateMachine>(opts: RunnerOptions<M>): Promise<CoreRunner<M>> {
     const s = opts.storage;
+    if (opts.owner !== undefined) await s.claim?.(opts.owner);
     const hardState = await s.loadHardState();
     const available = await s.available();
     const prefixIndex = available.start - 1;

@@ -7,6 +7,7 @@
 
 import { Cursor, type Index, type IndexRange } from "../../lib/primitives/cursor.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
+import { StoreOwnerError } from "../../storage/errors.ts";
 import { type HardState, type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { test } from "../harness.ts";
@@ -227,6 +228,13 @@ function entry(index: Index, term: number, cmd: unknown = command(index, term)):
 }
 
 /** Entries `from..=to`, with `termOf(index)` as each term. */
+/** `n` bytes that differ by position and `seed`, so a misplaced chunk shows. */
+function pattern(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 7 + (i >>> 8)) & 0xff;
+  return out;
+}
+
 function entries(from: Index, to: Index, termOf: (i: Index) => number): LogEntry<unknown>[] {
   const out: LogEntry<unknown>[] = [];
   for (let i = from; i <= to; i++) out.push(entry(i, termOf(i)));
@@ -861,6 +869,57 @@ const CASES: readonly ConformanceCase[] = [
     eq(await s.store.getRange(1, expected.length), expected, "getRange() after single appends");
   }),
 
+  plain("entries larger than 64 KiB and batches larger than 800 KiB round-trip", async (s) => {
+    // Deno KV keeps values ≤ 64 KiB and commits ≤ 800 KiB: a store on it must split both.
+    const sizes = [65_535, 65_536, 65_537, 200_000, 1_100_000, 10, 300_000];
+    const batch = sizes.map((n, i) => entry(i + 1, 1, { i: i + 1, blob: pattern(n, i) }));
+    await s.store.append(batch);
+    const more = entries(8, 1507, () => 2); // over 1000 entries in one batch as well
+    await s.store.append(more);
+    const m: Model = {
+      prefix: Cursor.ZERO,
+      entries: [
+        ...sizes.map((n, i) => entry(i + 1, 1, { i: i + 1, blob: pattern(n, i) })),
+        ...entries(8, 1507, () => 2),
+      ],
+    };
+    await expectLog(s.store, m, "after appending large entries and a long batch");
+    eq(await s.store.getRange(1, 7), m.entries.slice(0, 7), "getRange(1, 7) of large entries");
+    // Replacing a large entry with a small one (and back) leaves no stale bytes behind.
+    await s.store.truncate(5);
+    const small = [entry(5, 3, "small"), entry(6, 3, { big: pattern(70_000, 9) })];
+    await s.store.append(small);
+    eq(await s.store.getRange(4, 7), [m.entries[3]!, ...small], "after replacing entries 5 and 6");
+  }),
+
+  plain("claim records the owner and refuses another group or member", async (s) => {
+    const claim = s.store.claim?.bind(s.store);
+    assert(claim !== undefined, "the store should implement claim()");
+    const owner = { group: "aa".repeat(32), member: "bb".repeat(32) };
+    await claim(owner);
+    await claim({ ...owner }); // the same owner again is fine
+    await s.store.append(entries(1, 3, () => 1));
+    for (
+      const other of [{ ...owner, group: "cc".repeat(32) }, { ...owner, member: "dd".repeat(32) }]
+    ) {
+      let thrown: unknown;
+      try {
+        await claim(other);
+      } catch (err) {
+        thrown = err;
+      }
+      assert(
+        thrown instanceof StoreOwnerError,
+        `claim by ${JSON.stringify(other)} should throw StoreOwnerError, got ${String(thrown)}`,
+      );
+    }
+    await expectLog(
+      s.store,
+      { prefix: Cursor.ZERO, entries: entries(1, 3, () => 1) },
+      "after refused claims",
+    );
+  }),
+
   plain("close is idempotent", async (s) => {
     await s.store.append(entries(1, 2, () => 1));
     await s.store.close?.();
@@ -957,6 +1016,29 @@ const CASES: readonly ConformanceCase[] = [
     await s.store.resetTo(Cursor.ZERO);
     await s.reopen();
     await expectLog(s.store, emptyModel(), "after resetTo(0:0) and reopen");
+  }),
+
+  durable("the owner survives a reopen", async (s) => {
+    const owner = { group: "01".repeat(32), member: "02".repeat(32) };
+    await s.store.claim?.(owner);
+    await s.store.append(entries(1, 2, () => 1));
+    await s.reopen();
+    let thrown: unknown;
+    try {
+      await s.store.claim?.({ group: "03".repeat(32), member: owner.member });
+    } catch (err) {
+      thrown = err;
+    }
+    assert(
+      thrown instanceof StoreOwnerError,
+      `a reopened store should refuse another group, got ${String(thrown)}`,
+    );
+    await s.store.claim?.(owner);
+    await expectLog(
+      s.store,
+      { prefix: Cursor.ZERO, entries: entries(1, 2, () => 1) },
+      "after reopen and claims",
+    );
   }),
 
   durable("random operations with reopens match a model of the log", async (s) => {

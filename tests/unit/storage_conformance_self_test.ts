@@ -2,6 +2,7 @@
 
 import type { Cursor, Index, IndexRange, Term } from "../../lib/primitives/cursor.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
+import type { StoreOwner } from "../../storage/errors.ts";
 import type { HardState, LogEntry, Storage } from "../../storage/types.ts";
 import { assert, assertEquals } from "../assert.ts";
 import {
@@ -36,6 +37,10 @@ function describe(failed: Map<string, unknown>): string {
 
 // ---------------------------------------------------------------------------
 // Broken stores, one bug each
+
+class ClaimAcceptsAnyone extends InMemoryLogStore {
+  override claim(_owner: StoreOwner): void {}
+}
 
 class TruncateOffByOne extends InMemoryLogStore {
   override truncate(from: Index): void {
@@ -199,7 +204,8 @@ type Op =
   | { kind: "truncate"; from: Index }
   | { kind: "prune"; upTo: Index }
   | { kind: "reset"; cursor: Cursor }
-  | { kind: "hardState"; state: HardState };
+  | { kind: "hardState"; state: HardState }
+  | { kind: "claim"; owner: StoreOwner };
 
 class JournaledStore extends InMemoryLogStore {
   readonly journal: Op[];
@@ -225,6 +231,7 @@ class JournaledStore extends InMemoryLogStore {
     else if (op.kind === "truncate") this.truncate(op.from);
     else if (op.kind === "prune") this.prunePrefix(op.upTo);
     else if (op.kind === "reset") this.resetTo(op.cursor);
+    else if (op.kind === "claim") this.claim(op.owner);
     else this.saveHardState(op.state);
   }
 
@@ -251,6 +258,10 @@ class JournaledStore extends InMemoryLogStore {
   override saveHardState(state: HardState): void {
     super.saveHardState(state);
     this.#record({ kind: "hardState", state: { ...state } });
+  }
+  override claim(owner: StoreOwner): void {
+    super.claim(owner);
+    this.#record({ kind: "claim", owner: { ...owner } });
   }
 }
 
@@ -300,6 +311,9 @@ class AsyncStore implements Storage<unknown> {
   }
   saveHardState(state: HardState): Promise<void> {
     return Promise.resolve().then(() => this.#inner.saveHardState(state));
+  }
+  claim(owner: StoreOwner): Promise<void> {
+    return Promise.resolve().then(() => this.#inner.claim(owner));
   }
   close(): Promise<void> {
     this.#closed++;
@@ -377,6 +391,9 @@ const BROKEN: BrokenStore[] = [
   broken("available() is one too long", () => new AvailableOffByOne(), [
     "appended entries read back",
   ]),
+  broken("claim accepts anyone", () => new ClaimAcceptsAnyone(), [
+    "claim records the owner and refuses another group or member",
+  ]),
   {
     name: "reopen forgets the hard state",
     factory: journaled("hardState"),
@@ -391,6 +408,11 @@ const BROKEN: BrokenStore[] = [
     name: "reopen forgets prunePrefix",
     factory: journaled("prune"),
     caughtBy: ["prunePrefix survives a reopen"],
+  },
+  {
+    name: "reopen forgets the owner",
+    factory: journaled("claim"),
+    caughtBy: ["the owner survives a reopen"],
   },
   {
     name: "reopen forgets resetTo",
