@@ -71,8 +71,13 @@ export interface HardState {
 /**
  * Where a group keeps its log and hard state (the seed's `Storage<C>`).
  *
- * Any method may return a promise; the driver awaits each call before the
- * next, so an implementation never sees two calls at once.
+ * Any method may return a promise. The group awaits each write (`append`,
+ * `truncate`, `prunePrefix`, `resetTo`, `saveHardState`, `claim`) before the
+ * next one, so writes never overlap; reads of committed entries (`get`,
+ * `getRange`, `termAt`) may run while a write is in flight, for instance when
+ * this node serves a peer that is catching up. When the group is closed
+ * (`leave()` or `close()` resolved) it makes no more calls, and the store may
+ * be closed.
  *
  * Correctness requirements — Raft's safety depends on every one of these:
  *

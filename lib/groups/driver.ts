@@ -148,6 +148,8 @@ export class GroupDriver<M extends AnyStateMachine> {
   #forwardSeq = 0;
   #ticks = 0;
   #closed = false;
+  /** Sync requests being answered from storage (reads that may overlap the runner's writes). */
+  readonly #serving = new Set<Promise<void>>();
 
   private constructor(
     opts: DriverOptions<M>,
@@ -269,13 +271,14 @@ export class GroupDriver<M extends AnyStateMachine> {
         return;
       case "syncReq": {
         const core = this.#runner.core;
-        void serveSync(msg, {
+        const serving: Promise<void> = serveSync(msg, {
           clusterId: core.clusterId,
           committed: Math.min(core.committed, core.log.persisted),
           termAt: (i) => core.log.termAt(i),
         }, this.#opts.definition.storage).then((answer) => {
           if (!this.#closed) this.#opts.link.send(from, answer);
-        });
+        }, () => {}).finally(() => this.#serving.delete(serving));
+        this.#serving.add(serving);
         return;
       }
       case "syncRes":
@@ -536,9 +539,13 @@ export class GroupDriver<M extends AnyStateMachine> {
     await this.close();
   }
 
-  /** Stops the group on this node; pending calls reject. Idempotent. */
-  close(reason: Error = new GroupTerminatedError()): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  /**
+   * Stops the group on this node; pending calls reject. Resolves once no
+   * storage call of this group is in flight, so the caller may close the
+   * store. Idempotent.
+   */
+  async close(reason: Error = new GroupTerminatedError()): Promise<void> {
+    if (this.#closed) return await this.#settled();
     this.#closed = true;
     clearInterval(this.#timer);
     this.#runner.close(reason);
@@ -546,7 +553,13 @@ export class GroupDriver<M extends AnyStateMachine> {
     for (const f of this.#forwards.values()) f.reject(reason);
     this.#forwards.clear();
     this.status.close(reason);
-    return Promise.resolve();
+    await this.#settled();
+  }
+
+  /** Waits for the runner's Ready in progress and the sync requests being served. */
+  async #settled(): Promise<void> {
+    await this.#runner.settled();
+    await Promise.all([...this.#serving]);
   }
 
   // ---- internals ---------------------------------------------------------------------------

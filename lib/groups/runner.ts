@@ -69,6 +69,7 @@ export class CoreRunner<M extends AnyStateMachine> {
   readonly #opts: RunnerOptions<M>;
   #pending: (() => void)[] = [];
   #busy = false;
+  #running: Promise<void> | undefined;
   #closed = false;
   #commandWaiters: CommandWaiter[] = [];
   #readWaiters = new Map<string, ReadWaiter>();
@@ -232,9 +233,20 @@ export class CoreRunner<M extends AnyStateMachine> {
     this.#readWaiters.clear();
   }
 
+  /**
+   * Resolves once the Ready in progress, if any, has finished its storage
+   * calls. After {@link close}, awaiting it means the runner no longer touches
+   * the store, so the store may be closed.
+   */
+  settled(): Promise<void> {
+    return this.#running ?? Promise.resolve();
+  }
+
   async #process(): Promise<void> {
     if (this.#busy) return;
     this.#busy = true;
+    let done!: () => void;
+    this.#running = new Promise<void>((resolve) => done = resolve);
     try {
       for (;;) {
         while (!this.#closed && this.core.hasReady()) {
@@ -258,6 +270,8 @@ export class CoreRunner<M extends AnyStateMachine> {
       this.#opts.onFatal?.(err);
     } finally {
       this.#busy = false;
+      this.#running = undefined;
+      done();
     }
   }
 

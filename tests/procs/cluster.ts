@@ -33,11 +33,19 @@ export const REQUEST_MS = 10_000;
 /** Bound on a node's exit after its stdin closed or it was killed. */
 export const EXIT_MS = 15_000;
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
+/** The repository root, the working directory of every child. */
+export const root: string = fileURLToPath(new URL("../../", import.meta.url));
 const nodeScript = fileURLToPath(new URL("./node.ts", import.meta.url));
 
-/** The command line for node.ts on `runtime`: the repository's pinned binary, else the one on PATH. */
-function command(runtime: Runtime, args: string[]): [string, string[]] {
+/**
+ * The command line that runs `script` (default node.ts) on `runtime`: the
+ * repository's pinned binary, else the one on PATH.
+ */
+export function command(
+  runtime: Runtime,
+  args: string[],
+  script: string = nodeScript,
+): [string, string[]] {
   const pinned = `${root}node_modules/.bin/${runtime}`;
   const bin = existsSync(pinned) ? pinned : runtime;
   return runtime === "deno"
@@ -47,10 +55,10 @@ function command(runtime: Runtime, args: string[]): [string, string[]] {
       "--unstable-net",
       "--unstable-kv",
       "--no-prompt",
-      nodeScript,
+      script,
       ...args,
     ]]
-    : [bin, [nodeScript, ...args]];
+    : [bin, [script, ...args]];
 }
 
 /** One node.ts child process. */

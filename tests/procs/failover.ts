@@ -19,7 +19,7 @@ const RETRYABLE = new Set(["OfflineError", "CommandLostError"]);
  * Each node first waits (event-driven, inside the node) for a leader other than
  * `except`; the views are then compared and re-read until they agree.
  */
-async function agreedLeader(procs: NodeProc[], except?: string): Promise<string> {
+export async function agreedLeader(procs: NodeProc[], except?: string): Promise<string> {
   const end = Date.now() + LEADER_MS;
   for (let round = 1;; round++) {
     const left = Math.max(1, end - Date.now());
@@ -40,7 +40,7 @@ async function agreedLeader(procs: NodeProc[], except?: string): Promise<string>
 }
 
 /** Executes `{ add }` through `proc`, retrying only after errors that guarantee the command was not logged. */
-async function write(proc: NodeProc, add: number, except?: string): Promise<number> {
+export async function write(proc: NodeProc, add: number, except?: string): Promise<number> {
   let last: Reply | undefined;
   for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
     last = await proc.request({ op: "execute", add });
@@ -52,7 +52,11 @@ async function write(proc: NodeProc, add: number, except?: string): Promise<numb
 }
 
 /** Waits until every node committed `index`, then checks that all report `expected`, strong and weak. */
-async function assertValue(procs: NodeProc[], index: number, expected: number): Promise<void> {
+export async function assertValue(
+  procs: NodeProc[],
+  index: number,
+  expected: number,
+): Promise<void> {
   for (const p of procs) {
     await p.call({ op: "waitCommitted", index, timeoutMs: LEADER_MS }, LEADER_MS + 2_000);
   }

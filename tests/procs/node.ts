@@ -5,6 +5,9 @@
 // The key may instead come from the MOSAIK_GROUP_KEY environment variable
 // (then the first argument, if any, is the bootstrap address). `--reluctant`
 // joins with `deprioritizeLeadership()` (this node only; same GroupId).
+// `--store <path>` keeps the log in the runtime's durable store (Deno KV on
+// Deno, SQLite on Bun) instead of memory; `--secret <hex>` fixes the node's
+// 32-byte secret key, so a restarted node is the same member.
 //
 // The node listens on 127.0.0.1:0, joins the group with a replicated counter
 // and fast consensus timings, and prints one line:
@@ -19,6 +22,8 @@
 //   {"id":3,"op":"query","consistency":"strong"|"weak"} → {"id":3,"ok":true,"result":n,"at":{term,index}}
 //   {"id":4,"op":"waitLeader","except":hex?,"timeoutMs":n}  → {"id":4,"ok":true,"leader":hex}
 //   {"id":5,"op":"waitCommitted","index":n,"timeoutMs":n}   → {"id":5,"ok":true,"committed":n}
+//   {"id":7,"op":"members"}                    → {"id":7,"ok":true,"voters":[hex],"learners":[hex]}
+//                                                 (the configuration committed in this node's log)
 //   {"id":6,"op":"leave"}                      → {"id":6,"ok":true}, then the process exits 0
 // A failed request answers {"id":…,"ok":false,"error":"<error class name>","message":"…"}.
 // Closing stdin also leaves the group and exits 0; exit status 3 means shutdown hung.
@@ -26,7 +31,11 @@
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { Consistency, GroupKey, Network, PeerId } from "../../mod.ts";
-import { Counter } from "../counter.ts";
+import { Counter, type CounterCommand } from "../counter.ts";
+import { fromHex } from "../../lib/primitives/bytes.ts";
+import { openDurableStore } from "../durable.ts";
+import { InMemoryLogStore } from "../../storage/memory.ts";
+import { type Storage, SystemEntry } from "../../storage/types.ts";
 import { FAST } from "../group_net.ts";
 
 /** Network name every node of the multi-process tests uses. */
@@ -54,14 +63,46 @@ function waitMs(req: Request): number {
   return t;
 }
 
+/** The value after `name` in `args`, if the flag is there. */
+function flagValue(args: readonly string[], name: string): string | undefined {
+  const at = args.indexOf(name);
+  if (at < 0) return undefined;
+  const value = args[at + 1];
+  if (value === undefined || value.startsWith("--")) throw new Error(`${name} needs a value`);
+  return value;
+}
+
+/** The configuration in force at `committed`, read from this node's own log. */
+async function membership(
+  store: Storage<CounterCommand>,
+  committed: number,
+): Promise<{ voters: string[]; learners: string[] }> {
+  let out = { voters: [] as string[], learners: [] as string[] };
+  for (const e of await store.getRange(1, committed)) {
+    if (!SystemEntry.is(e.command)) continue;
+    const body = e.command.body;
+    if (body.type === "bootstrap") out = { voters: [...body.voters], learners: [] };
+    if (body.type === "membership") {
+      out = { voters: [...body.voters], learners: [...body.learners] };
+    }
+  }
+  return { voters: out.voters.sort(), learners: out.learners.sort() };
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== "--");
   const reluctant = args.includes("--reluctant");
-  const positional = args.filter((a) => !a.startsWith("--"));
+  const storePath = flagValue(args, "--store");
+  const secretHex = flagValue(args, "--secret");
+  const positional = args.filter((a, i) =>
+    !a.startsWith("--") && args[i - 1] !== "--store" && args[i - 1] !== "--secret"
+  );
   const envKey = process.env.MOSAIK_GROUP_KEY;
   const keyHex = envKey ?? positional.shift();
   if (keyHex === undefined) {
-    throw new Error("Usage: node.ts <group key hex> [bootstrap PeerAddr] [--reluctant]");
+    throw new Error(
+      "Usage: node.ts <group key hex> [bootstrap PeerAddr] [--reluctant] [--store path] [--secret hex]",
+    );
   }
   const key = GroupKey.parse(keyHex);
   const bootstrap = positional.shift();
@@ -71,12 +112,17 @@ async function main(): Promise<void> {
     .withDiscoveryConfig({ announceInterval: 200, staleAfter: 5_000, syncTimeout: 5_000 })
     .withGroupsConfig({ handshakeTimeout: 3_000 });
   if (bootstrap !== undefined) builder = builder.withBootstrap(bootstrap);
+  if (secretHex !== undefined) builder = builder.withSecretKey(fromHex(secretHex, 32));
+  const store: Storage<CounterCommand> = storePath === undefined
+    ? new InMemoryLogStore<CounterCommand>()
+    : await openDurableStore<CounterCommand>(storePath);
   const network = await builder.build();
 
   const counter = new Counter();
   const group = network.groups()
     .withKey(key)
     .withStateMachine(counter)
+    .withLogStorage(store)
     .withConsensusConfig(reluctant ? FAST.deprioritizeLeadership() : FAST)
     .join();
   const self = network.local().id();
@@ -91,6 +137,7 @@ async function main(): Promise<void> {
       try {
         await group.leave();
         await network.close();
+        await store.close?.();
       } finally {
         clearTimeout(timer);
       }
@@ -155,6 +202,8 @@ async function main(): Promise<void> {
         });
         return { committed };
       }
+      case "members":
+        return await membership(store, group.committed());
       case "leave":
         return {};
       default:

@@ -282,3 +282,46 @@ test("runner: a storage failure stops the runner and rejects its waiters", async
     hub.close();
   }
 });
+
+test("runner: a restarted node never votes twice in one term", async () => {
+  const hub = new Hub();
+  const store = new AsyncStore();
+  const vote = (from: NodeId): RaftMessage => ({
+    type: "vote",
+    from,
+    to: "n2",
+    term: 5,
+    clusterId: "c1",
+    preVote: false,
+    lastLogIndex: 1,
+    lastLogTerm: 1,
+    transfer: false,
+  });
+  const answerTo = (to: NodeId) =>
+    hub.queue.find((m) => m.type === "voteResponse" && m.to === to && !m.preVote);
+  try {
+    const before = await hub.add("n2", store, ["n1", "n2", "n3"]);
+    before.runner.step(vote("n1"));
+    await hub.settle();
+    const first = answerTo("n1");
+    assert(first?.type === "voteResponse" && first.granted, "n2 votes for n1 in term 5");
+    before.runner.close();
+    hub.queue = [];
+
+    // Restarted from the same store: the vote for n1 in term 5 is remembered.
+    const after = await hub.add("n2", store);
+    assertEquals(after.runner.core.term, 5);
+    assertEquals(after.runner.core.votedFor, "n1");
+    after.runner.step(vote("n3"));
+    await hub.settle();
+    const second = answerTo("n3");
+    assert(second?.type === "voteResponse" && !second.granted, "no second vote in term 5");
+    after.runner.step(vote("n1"));
+    await hub.settle();
+    const repeat = answerTo("n1");
+    assert(repeat?.type === "voteResponse" && repeat.granted, "the same vote may be repeated");
+    assertEquals(hub.violations, []);
+  } finally {
+    hub.close();
+  }
+});
