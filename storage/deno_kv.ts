@@ -270,7 +270,7 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     const batch = entries.slice();
     if (batch.length === 0) return;
     await this.#exclusive(async () => {
-      checkBatch(this.last(), batch);
+      checkBatch({ term: this.#bounds.lastTerm, index: this.#bounds.lastIndex }, batch);
       await this.#write(batch.map(encodeRecord));
     });
   }
@@ -345,7 +345,7 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       const old = this.#bounds;
       checkTruncate(from, old.prefixIndex);
       if (from > old.lastIndex) return;
-      const lastTerm = this.termAt(from - 1);
+      const lastTerm = this.#termAt(from - 1);
       if (lastTerm === undefined) {
         throw new Error(`Cannot truncate: the term of ${from - 1} is unknown`);
       }
@@ -373,10 +373,7 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
    */
   termAt(index: Index): Term | undefined {
     this.#assertOpen("read a term");
-    // The sentinel's term is 0 in every log, pruned or not.
-    if (index === 0) return 0;
-    if (index === this.#bounds.prefixIndex) return this.#bounds.prefixTerm;
-    return this.#holds(index) ? this.#terms.at(index) : undefined;
+    return this.#termAt(index);
   }
 
   /**
@@ -392,7 +389,7 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     await this.#exclusive(async () => {
       const old = this.#bounds;
       if (!checkPrune(upTo, old.prefixIndex, old.lastIndex)) return;
-      const prefixTerm = this.termAt(upTo);
+      const prefixTerm = this.#termAt(upTo);
       if (prefixTerm === undefined) throw new Error(`Cannot prune: the term of ${upTo} is unknown`);
       await this.#commitBounds({ ...old, prefixIndex: upTo, prefixTerm });
       this.#terms.dropTo(upTo, old.lastIndex);
@@ -504,6 +501,13 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     const result = this.#tail.then(fn);
     this.#tail = result.catch(() => {});
     return result;
+  }
+
+  #termAt(index: Index): Term | undefined {
+    // The sentinel's term is 0 in every log, pruned or not.
+    if (index === 0) return 0;
+    if (index === this.#bounds.prefixIndex) return this.#bounds.prefixTerm;
+    return this.#holds(index) ? this.#terms.at(index) : undefined;
   }
 
   /** True when `index` is an integer inside the bounds. */
