@@ -102,6 +102,12 @@ interface Link {
   readonly initiator: "local" | "remote";
   /** The peer's id hex, once its hello was accepted. */
   peerHex: string | undefined;
+  /**
+   * When the peer's process started (`version.start` of the entry in its
+   * hello): a restarted peer has a later one, and its new connection replaces
+   * one left over from its previous run.
+   */
+  peerStart: number | undefined;
   /** Open discovery streams on this connection, for gossip. */
   readonly streams: Set<FramedStream<unknown>>;
   /** Resolves with true once the first hello was processed, false when the connection closed before. */
@@ -777,6 +783,7 @@ export class Network implements AsyncDisposable {
       conn,
       initiator,
       peerHex: undefined,
+      peerStart: undefined,
       streams: new Set(),
       ready,
       markReady: (ok) => markReady(ok),
@@ -941,6 +948,7 @@ export class Network implements AsyncDisposable {
     const first = link.peerHex === undefined;
     if (first) {
       link.peerHex = hex;
+      link.peerStart = entry.version.start;
       if (!this.#bind(link, hex, mine)) return false;
     }
     const upsert = await this.catalog.upsert(signed, Date.now());
@@ -959,9 +967,17 @@ export class Network implements AsyncDisposable {
       this.#byPeer.set(hex, link);
       return true;
     }
-    // The survivor is the connection initiated by the lower PeerId, so both sides agree.
+    // A connection from a later run of the peer wins: the other one is left over from a
+    // process that died (it may take a transport idle timeout to notice). Between two
+    // connections of the same run, the one initiated by the lower PeerId survives, so
+    // both sides agree.
     const keep: "local" | "remote" = mine < hex ? "local" : "remote";
-    const winner = existing.initiator === keep
+    const newer = (link.peerStart ?? 0) - (existing.peerStart ?? 0);
+    const winner = newer > 0
+      ? link
+      : newer < 0
+      ? existing
+      : existing.initiator === keep
       ? existing
       : link.initiator === keep
       ? link

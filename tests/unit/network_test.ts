@@ -217,6 +217,41 @@ test("simultaneous dials leave one connection per pair", async () => {
   }
 });
 
+test("a restarted peer's connection replaces the one left over from its previous run", async () => {
+  const net = new MemoryNetwork({ latencyMs: 1, seed: 11 });
+  let a: Network | undefined;
+  let old: Network | undefined;
+  let again: Network | undefined;
+  try {
+    a = await builder(net).build();
+    // The tie-break between two connections of one run keeps the one the lower PeerId
+    // dialed; a restarted peer with the lower id dials again, so without the run
+    // comparison the leftover connection would win.
+    let secret = crypto.getRandomValues(new Uint8Array(32));
+    while ((await Identity.fromSecretKey(secret)).peerId.toHex() >= hex(a)) {
+      secret = crypto.getRandomValues(new Uint8Array(32));
+    }
+    old = await builder(net).withSecretKey(secret).withBootstrap(a.local().addr()).build();
+    const [na, no] = [a, old];
+    await waitFor(() => na.connectedPeers().includes(hex(no)), "a connected to the first run");
+    const first = na.peerConnection(no.local().id());
+    // A later run has a later start time (entry version), even on a coarse clock.
+    const started = Date.now();
+    while (Date.now() <= started) await delay(1);
+    again = await builder(net).withSecretKey(secret).withBootstrap(a.local().addr()).build();
+    const ng = again;
+    assertEquals(hex(ng), hex(no), "the same secret key gives the same PeerId");
+    await waitFor(
+      () => ng.connectedPeers().includes(hex(na)) && na.peerConnection(ng.local().id()) !== first,
+      "a switched to the connection of the second run",
+    );
+    await ng.discovery().syncWith(na.local().addr());
+    assertEquals(na.connectedPeers(), [hex(ng)]);
+  } finally {
+    await closeAll(net, a, old, again);
+  }
+});
+
 test("a departed peer is purged after the staleness timeout", async () => {
   const net = new MemoryNetwork({ latencyMs: 1, seed: 8 });
   let a: Network | undefined;
