@@ -125,9 +125,10 @@ const OPEN_PATHS = new Set<string>();
  * and then delete what it no longer covers. `open` removes what a crash left
  * outside the bounds.
  *
- * **Single opener.** `open` takes an exclusive lock (`flock`) on `${path}.lock`,
- * which the OS releases when the process dies, and refuses a second opener in
- * this process as well. The lock file stays on disk after `close`.
+ * **Single opener.** `open` takes an exclusive lock (`flock`) on `${path}.lock`
+ * (beside the real file when `path` is a symlink), which the OS releases when
+ * the process dies, and refuses a second opener in this process as well. The
+ * lock file stays on disk after `close`.
  *
  * Layout (format 1): `["meta"]` `{ format, group?, member? }`, `["hs"]` the hard
  * state, `["bounds"]` `{ prefixIndex, prefixTerm, lastIndex, lastTerm }`,
@@ -230,7 +231,7 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     let lock: Deno.FsFile | undefined;
     let kv: Deno.Kv | undefined;
     try {
-      lock = await api.open(`${path}.lock`, { read: true, write: true, create: true });
+      lock = await api.open(`${resolved}.lock`, { read: true, write: true, create: true });
       if (!(await lock.tryLock(true))) throw new StoreLockedError(path);
       try {
         kv = await api.openKv(path);
@@ -562,18 +563,23 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       mutations = 0;
       bytes = BOUNDS_COST;
     };
-    const add = async (key: Deno.KvKey, value: Uint8Array): Promise<void> => {
-      const cost = value.byteLength + KEY_COST;
-      // Keep one mutation free for the bounds record.
-      if (mutations + 1 >= COMMIT_MUTATIONS || bytes + cost > COMMIT_BYTES) await flush();
+    // Keep one mutation free for the bounds record.
+    const fits = (cost: number) => mutations + 1 < COMMIT_MUTATIONS && bytes + cost <= COMMIT_BYTES;
+    const put = (key: Deno.KvKey, value: Uint8Array, cost: number): void => {
       op.set(key, value);
       mutations++;
       bytes += cost;
     };
     for (const [i, record] of records.entries()) {
-      for (const [k, chunk] of record.chunks.entries()) await add(chunkKey(record.index, k), chunk);
+      for (const [k, chunk] of record.chunks.entries()) {
+        const cost = chunk.byteLength + KEY_COST;
+        if (!fits(cost)) await flush();
+        put(chunkKey(record.index, k), chunk, cost);
+      }
       // The entry record goes last, so it never reaches KV without its chunks.
-      await add(entryKey(record.index), record.header);
+      const cost = record.header.byteLength + KEY_COST;
+      if (!fits(cost)) await flush();
+      put(entryKey(record.index), record.header, cost);
       complete = i;
     }
     await flush();
@@ -583,6 +589,8 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
   async #deleteEntries(from: Index, to: Index): Promise<void> {
     let op = this.#kv.atomic();
     let mutations = 0;
+    // The records are invisible already, so the deletions need not be atomic together
+    // (an entry of over 64 MB has more chunks than one commit takes).
     const remove = async (key: Deno.KvKey): Promise<void> => {
       if (mutations >= COMMIT_MUTATIONS) {
         await this.#commit(op);
@@ -796,7 +804,10 @@ function denoApi(): DenoApi {
   return deno as DenoApi;
 }
 
-/** The path with its directory resolved, so two spellings of one file are one key. */
+/**
+ * The real path of the file (symlinks resolved, or its directory's when the
+ * file does not exist yet), so every name of one file finds one lock.
+ */
 async function resolvePath(api: DenoApi, path: string): Promise<string> {
   const cut = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   const dir = cut < 0 ? "." : cut === 0 ? path.slice(0, 1) : path.slice(0, cut);
@@ -804,15 +815,18 @@ async function resolvePath(api: DenoApi, path: string): Promise<string> {
   if (base === "" || base === "." || base === "..") {
     throw new TypeError(`Cannot open DenoKvLogStore ${path}: the path must name a file`);
   }
-  let realDir: string;
   try {
-    realDir = await api.realPath(dir);
+    return await api.realPath(path);
+  } catch {
+    // Not there yet: the store creates it.
+  }
+  try {
+    return `${await api.realPath(dir)}/${base}`;
   } catch (err) {
     throw new Error(`Cannot open DenoKvLogStore ${path}: directory ${dir} is not accessible`, {
       cause: err,
     });
   }
-  return `${realDir}/${base}`;
 }
 
 /** Reads and checks the records; creates a fresh store in an empty file. */

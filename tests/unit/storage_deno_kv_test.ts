@@ -58,6 +58,8 @@ function denoTests(): void {
       await assertRejects(() => DenoKvLogStore.open(path), StoreLockedError, "in use");
       // Another spelling of the same file is the same store.
       await assertRejects(() => DenoKvLogStore.open(`${dir}/./log.kv`), StoreLockedError);
+      await Deno.symlink(path, `${dir}/alias.kv`);
+      await assertRejects(() => DenoKvLogStore.open(`${dir}/alias.kv`), StoreLockedError);
       assertEquals(first.last(), { term: 1, index: 3 }, "the first opener still works");
       await first.close();
       const second = await DenoKvLogStore.open(path);
@@ -93,6 +95,19 @@ function denoTests(): void {
       } finally {
         await store.close();
       }
+    });
+  });
+
+  test("DenoKvLogStore: a path that names no file in an existing directory is refused", async () => {
+    await withDir(async (dir) => {
+      await assertRejects(
+        () => DenoKvLogStore.open(`${dir}/missing/log.kv`),
+        Error,
+        "is not accessible",
+      );
+      await assertRejects(() => DenoKvLogStore.open(""), TypeError, "must name a file");
+      await assertRejects(() => DenoKvLogStore.open(`${dir}/`), TypeError, "must name a file");
+      assertEquals([...Deno.readDirSync(dir)], [], "nothing was created");
     });
   });
 
