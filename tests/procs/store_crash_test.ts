@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { Cursor } from "../../lib/primitives/cursor.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
-import type { HardState, LogEntry, Storage } from "../../storage/types.ts";
+import { type HardState, type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
 import { assert } from "../assert.ts";
 import { durableStoreName, openDurableStore } from "../durable.ts";
 import { runtime, test } from "../harness.ts";
@@ -142,10 +142,16 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** The writer's command in `e`; the writer never stores system entries. */
+function commandOf(e: Entry): WriterCommand {
+  if (SystemEntry.is(e.command)) throw new Error(`Entry ${e.index} is a system entry`);
+  return e.command;
+}
+
 function sameEntry(a: Entry, b: Entry): boolean {
-  return a.index === b.index && a.term === b.term && a.command.i === b.command.i &&
-    a.command.t === b.command.t && a.command.s === b.command.s &&
-    sameBytes(a.command.pad, b.command.pad);
+  const [x, y] = [commandOf(a), commandOf(b)];
+  return a.index === b.index && a.term === b.term && x.i === y.i && x.t === y.t && x.s === y.s &&
+    sameBytes(x.pad, y.pad);
 }
 
 function hardStateText(h: HardState | undefined): string {
@@ -184,9 +190,10 @@ async function verify(
   // No hole, no half entry: indices follow the prefix and every command is whole.
   actual.entries.forEach((e, k) => {
     assert(e.index === actual.prefix.index + 1 + k, `${when}: hole before index ${e.index}`);
-    const whole = commandFor(e.index, e.term, e.command.s);
+    const c = commandOf(e);
+    const whole = commandFor(e.index, e.term, c.s);
     assert(
-      e.command.i === e.index && e.command.t === e.term && sameBytes(e.command.pad, whole.pad),
+      c.i === e.index && c.t === e.term && sameBytes(c.pad, whole.pad),
       `${when}: entry ${e.index} is not the entry written there`,
     );
   });
