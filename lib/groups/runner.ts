@@ -15,6 +15,9 @@ import { type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts
 import type { StoreOwner } from "../../storage/errors.ts";
 import { CommandLostError, GroupTerminatedError } from "./errors.ts";
 
+/** Most entries read from storage at once when applying entries that are not cached. */
+const APPLY_WINDOW = 1000;
+
 /** What a runner needs. */
 export interface RunnerOptions<M extends AnyStateMachine> {
   /** Core settings; `id` is this node's hex PeerId. */
@@ -318,8 +321,19 @@ export class CoreRunner<M extends AnyStateMachine> {
       }
       batch = [];
     };
+    // Entries no longer cached (a restart replays the whole log) are read in windows.
+    let window: LogEntry<CommandOf<M>>[] = [];
+    let windowStart = 0;
     for (let i = range.start; i <= range.end; i++) {
-      const e = cached.get(i) ?? await this.#opts.storage.get(i);
+      let e: LogEntry<unknown> | undefined = cached.get(i);
+      if (e === undefined) {
+        if (i < windowStart || i >= windowStart + window.length) {
+          windowStart = i;
+          window = await this.#opts.storage.getRange(i, Math.min(range.end, i + APPLY_WINDOW - 1));
+        }
+        e = window[i - windowStart];
+        if (e !== undefined && e.index !== i) e = undefined;
+      }
       if (e === undefined) throw new Error(`Cannot apply entry ${i}: missing from storage`);
       if (!SystemEntry.is(e.command)) {
         batch.push(e.command as CommandOf<M>);
