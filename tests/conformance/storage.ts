@@ -70,6 +70,31 @@ export function runStorageConformance(
   }
 }
 
+/**
+ * Calls every method of `store` once (on a fresh store; it ends closed) and
+ * throws unless each answered synchronously, for stores that promise it.
+ */
+export function assertSynchronous(store: Storage<string>): void {
+  const results: unknown[] = [
+    store.claim?.({ group: "01", member: "02" }),
+    store.append([{ index: 1, term: 1, command: "a" }, { index: 2, term: 1, command: "b" }]),
+    store.available(),
+    store.get(1),
+    store.getRange(1, 2),
+    store.last(),
+    store.termAt(1),
+    store.truncate(2),
+    store.prunePrefix(1),
+    store.resetTo({ term: 1, index: 1 }),
+    store.saveHardState({ term: 1 }),
+    store.loadHardState(),
+    store.close?.(),
+  ];
+  for (const [i, r] of results.entries()) {
+    assert(!(r instanceof Promise), `result ${i} should not be a promise`);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Running a case against a store
 

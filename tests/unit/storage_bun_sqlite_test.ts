@@ -15,7 +15,7 @@ import {
 import type { LogEntry, Storage } from "../../storage/types.ts";
 import { SystemEntry } from "../../storage/types.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
-import { runStorageConformance } from "../conformance/storage.ts";
+import { assertSynchronous, runStorageConformance } from "../conformance/storage.ts";
 import { runtime, test } from "../harness.ts";
 
 /** The directory each store of the conformance suite lives in, to remove it on dispose. */
@@ -146,25 +146,7 @@ if (runtime === "bun") {
 
   test("BunSqliteLogStore: every method answers synchronously", () =>
     withDir((dir) => {
-      const store = BunSqliteLogStore.open<string>(join(dir, "log.db"));
-      const results: unknown[] = [
-        store.claim({ group: "01", member: "02" }),
-        store.append([{ index: 1, term: 1, command: "a" }, { index: 2, term: 1, command: "b" }]),
-        store.available(),
-        store.get(1),
-        store.getRange(1, 2),
-        store.last(),
-        store.termAt(1),
-        store.truncate(2),
-        store.prunePrefix(1),
-        store.resetTo({ term: 1, index: 1 }),
-        store.saveHardState({ term: 1 }),
-        store.loadHardState(),
-        store.close(),
-      ];
-      for (const [i, r] of results.entries()) {
-        assert(!(r instanceof Promise), `result ${i} should not be a promise`);
-      }
+      assertSynchronous(BunSqliteLogStore.open<string>(join(dir, "log.db")));
     }));
 
   test("BunSqliteLogStore: a second open of the same path throws StoreLockedError until the first closes", () =>

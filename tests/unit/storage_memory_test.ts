@@ -3,7 +3,7 @@
 import { InMemoryLogStore } from "../../storage/memory.ts";
 import type { Storage } from "../../storage/types.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
-import { runStorageConformance } from "../conformance/storage.ts";
+import { assertSynchronous, runStorageConformance } from "../conformance/storage.ts";
 import { test } from "../harness.ts";
 
 runStorageConformance("InMemoryLogStore", { create: () => new InMemoryLogStore<unknown>() });
@@ -20,24 +20,7 @@ test("InMemoryLogStore: a typed store is a Storage of its command type", () => {
 });
 
 test("InMemoryLogStore: every method answers synchronously", () => {
-  const store = new InMemoryLogStore<string>();
-  const results: unknown[] = [
-    store.append([{ index: 1, term: 1, command: "a" }, { index: 2, term: 1, command: "b" }]),
-    store.available(),
-    store.get(1),
-    store.getRange(1, 2),
-    store.last(),
-    store.termAt(1),
-    store.truncate(2),
-    store.prunePrefix(1),
-    store.resetTo({ term: 1, index: 1 }),
-    store.saveHardState({ term: 1 }),
-    store.loadHardState(),
-    store.close(),
-  ];
-  for (const [i, r] of results.entries()) {
-    assert(!(r instanceof Promise), `result ${i} should not be a promise`);
-  }
+  assertSynchronous(new InMemoryLogStore<string>());
 });
 
 test("InMemoryLogStore: append keeps the entry objects it was given", () => {
