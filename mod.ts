@@ -71,6 +71,7 @@ export type {
 } from "./lib/machine/state_machine.ts";
 export { LeadershipPreference } from "./lib/machine/leadership.ts";
 export { NoOp } from "./lib/machine/noop.ts";
+export { KeyValue, type KvCommand } from "./lib/machine/kv.ts";
 export { type LogReplayOptions, LogReplaySync } from "./lib/machine/log_replay.ts";
 
 export {

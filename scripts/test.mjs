@@ -95,7 +95,7 @@ if (runChecks) {
         "check",
         "--quiet",
         "--doc",
-        ...["mod.ts", "lib/", "storage/", "transport/", "tests/", "bench/", "examples/"]
+        ...["mod.ts", "cli.ts", "lib/", "storage/", "transport/", "tests/", "bench/", "examples/"]
           .filter((p) => existsSync(join(root, p))),
       ],
     ],
