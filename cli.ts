@@ -11,14 +11,12 @@ import { Consistency, GroupKey, Network, PeerAddr } from "./mod.ts";
 import { fromHex, toHex } from "./lib/primitives/bytes.ts";
 import { KeyValue, type KvCommand } from "./lib/machine/kv.ts";
 import { InMemoryLogStore } from "./storage/memory.ts";
-import type { Storage } from "./storage/types.ts";
+import { openDefaultStore } from "./storage/default.ts";
 
 /** Exit status for bad usage (unknown command or flag, bad key, bad address). */
 export const EXIT_USAGE = 2;
 /** Exit status when the node itself failed (network, store). */
 export const EXIT_FAILED = 1;
-
-const onDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
 
 const HELP = `mosaik — consensus groups for Deno and Bun
 
@@ -92,15 +90,6 @@ function secretFor(store: string): Uint8Array {
   return secret;
 }
 
-async function openStore(path: string): Promise<Storage<KvCommand>> {
-  if (onDeno) {
-    const { DenoKvLogStore } = await import("./storage/deno_kv.ts");
-    return await DenoKvLogStore.open<KvCommand>(path);
-  }
-  const { BunSqliteLogStore } = await import("./storage/bun_sqlite.ts");
-  return BunSqliteLogStore.open<KvCommand>(path);
-}
-
 async function runNode(args: string[]): Promise<number> {
   const opts = parseNodeArgs(args);
   let builder = Network.builder("mosaik-cli");
@@ -113,7 +102,7 @@ async function runNode(args: string[]): Promise<number> {
   if (opts.store !== undefined) builder = builder.withSecretKey(secretFor(opts.store));
   const store = opts.store === undefined
     ? new InMemoryLogStore<KvCommand>()
-    : await openStore(opts.store);
+    : await openDefaultStore<KvCommand>(opts.store);
   let network: Network;
   try {
     network = await builder.build();

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { InMemoryLogStore } from "../storage/memory.ts";
 import type { LogEntry, Storage } from "../storage/types.ts";
-import { durableStoreName, openDurableStore } from "../tests/durable.ts";
+import { defaultStoreName, openDefaultStore } from "../storage/default.ts";
 
 const runtime = (globalThis as { Deno?: unknown }).Deno === undefined ? "bun" : "deno";
 const quick = process.argv.includes("--quick");
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
         "InMemoryLogStore",
         () => Promise.resolve(new InMemoryLogStore<Command>()),
       ),
-      ...await benchStore(durableStoreName, () => openDurableStore<Command>(join(dir, "bench.db"))),
+      ...await benchStore(defaultStoreName, () => openDefaultStore<Command>(join(dir, "bench.db"))),
     ];
     console.log(`\nstorage benchmark on ${runtime}${quick ? " (quick)" : ""}, 200-byte commands\n`);
     console.log("| store | case | entries | seconds | entries/s |");

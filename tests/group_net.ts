@@ -166,21 +166,32 @@ export async function withDeadline<T>(
 }
 
 /**
- * The voters (sorted PeerId hexes) of the latest configuration entry
- * (bootstrap or membership) at or below `committed` in a group's own log
- * store, or `undefined` when there is none yet.
+ * The voters and learners (sorted PeerId hexes) of the latest configuration
+ * entry (bootstrap or membership) at or below `committed` in a group's own
+ * log store, or `undefined` when there is none yet.
  */
+export async function committedMembership<C>(
+  store: Storage<C>,
+  committed: Index,
+): Promise<{ voters: string[]; learners: string[] } | undefined> {
+  let found: { voters: string[]; learners: string[] } | undefined;
+  for (const e of await store.getRange(1, committed)) {
+    if (!SystemEntry.is(e.command)) continue;
+    const body = e.command.body;
+    if (body.type === "bootstrap") found = { voters: [...body.voters], learners: [] };
+    if (body.type === "membership") {
+      found = { voters: [...body.voters], learners: [...body.learners] };
+    }
+  }
+  return found && { voters: found.voters.sort(), learners: found.learners.sort() };
+}
+
+/** The voters of {@link committedMembership}, or `undefined` when there is no configuration yet. */
 export async function committedVoters<C>(
   store: Storage<C>,
   committed: Index,
 ): Promise<string[] | undefined> {
-  let voters: string[] | undefined;
-  for (const e of await store.getRange(1, committed)) {
-    if (!SystemEntry.is(e.command)) continue;
-    const body = e.command.body;
-    if (body.type === "bootstrap" || body.type === "membership") voters = [...body.voters];
-  }
-  return voters?.sort();
+  return (await committedMembership(store, committed))?.voters;
 }
 
 /**

@@ -11,7 +11,7 @@ import { StoreOwnerError } from "../../storage/errors.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
 import type { Storage } from "../../storage/types.ts";
 import { Counter, type CounterCommand } from "../counter.ts";
-import { durableStoreName, openDurableStore } from "../durable.ts";
+import { defaultStoreName, openDefaultStore } from "../../storage/default.ts";
 import { eventually, FAST, Nodes, withDeadline } from "../group_net.ts";
 import type { Network } from "../../lib/network/network.ts";
 
@@ -45,11 +45,11 @@ function withEachStore(
     const store = new InMemoryLogStore<CounterCommand>();
     await body(() => Promise.resolve(store), nodes);
   });
-  test(`${name} (${durableStoreName})`, async () => {
+  test(`${name} (${defaultStoreName})`, async () => {
     const dir = await mkdtemp(join(tmpdir(), "mosaik-groups-storage-"));
     try {
       await using nodes = new Nodes("memory");
-      await body(() => openDurableStore<CounterCommand>(join(dir, "log.db")), nodes);
+      await body(() => openDefaultStore<CounterCommand>(join(dir, "log.db")), nodes);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -33,10 +33,10 @@ import { createInterface } from "node:readline";
 import { Consistency, GroupKey, Network, PeerId } from "../../mod.ts";
 import { Counter, type CounterCommand } from "../counter.ts";
 import { fromHex } from "../../lib/primitives/bytes.ts";
-import { openDurableStore } from "../durable.ts";
+import { openDefaultStore } from "../../storage/default.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
-import { type Storage, SystemEntry } from "../../storage/types.ts";
-import { FAST } from "../group_net.ts";
+import type { Storage } from "../../storage/types.ts";
+import { committedMembership, FAST } from "../group_net.ts";
 
 /** Network name every node of the multi-process tests uses. */
 export const NETWORK_NAME = "mosaik-procs";
@@ -72,23 +72,6 @@ function flagValue(args: readonly string[], name: string): string | undefined {
   return value;
 }
 
-/** The configuration in force at `committed`, read from this node's own log. */
-async function membership(
-  store: Storage<CounterCommand>,
-  committed: number,
-): Promise<{ voters: string[]; learners: string[] }> {
-  let out = { voters: [] as string[], learners: [] as string[] };
-  for (const e of await store.getRange(1, committed)) {
-    if (!SystemEntry.is(e.command)) continue;
-    const body = e.command.body;
-    if (body.type === "bootstrap") out = { voters: [...body.voters], learners: [] };
-    if (body.type === "membership") {
-      out = { voters: [...body.voters], learners: [...body.learners] };
-    }
-  }
-  return { voters: out.voters.sort(), learners: out.learners.sort() };
-}
-
 async function main(): Promise<void> {
   const args = process.argv.slice(2).filter((a) => a !== "--");
   const reluctant = args.includes("--reluctant");
@@ -115,7 +98,7 @@ async function main(): Promise<void> {
   if (secretHex !== undefined) builder = builder.withSecretKey(fromHex(secretHex, 32));
   const store: Storage<CounterCommand> = storePath === undefined
     ? new InMemoryLogStore<CounterCommand>()
-    : await openDurableStore<CounterCommand>(storePath);
+    : await openDefaultStore<CounterCommand>(storePath);
   const network = await builder.build();
 
   const counter = new Counter();
@@ -203,7 +186,8 @@ async function main(): Promise<void> {
         return { committed };
       }
       case "members":
-        return await membership(store, group.committed());
+        return (await committedMembership(store, group.committed())) ??
+          { voters: [], learners: [] };
       case "leave":
         return {};
       default:

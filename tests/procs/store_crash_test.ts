@@ -11,7 +11,7 @@ import { SeededRng } from "../../lib/primitives/rng.ts";
 import { InMemoryLogStore } from "../../storage/memory.ts";
 import { type HardState, type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
 import { assert } from "../assert.ts";
-import { durableStoreName, openDurableStore } from "../durable.ts";
+import { defaultStoreName, openDefaultStore } from "../../storage/default.ts";
 import { runtime, test } from "../harness.ts";
 import { command, root } from "./cluster.ts";
 import { applyOp, commandFor, type WriterCommand, type WriterOp } from "./store_writer.ts";
@@ -212,7 +212,7 @@ async function verify(
 }
 
 test(
-  `${durableStoreName}: a writer SIGKILLed ${KILLS} times at random moments loses no acknowledged write`,
+  `${defaultStoreName}: a writer SIGKILLed ${KILLS} times at random moments loses no acknowledged write`,
   async () => {
     const seed = Date.now() % 1_000_000;
     const rng = new SeededRng(seed);
@@ -228,7 +228,7 @@ test(
         for (const op of run.acked) await applyOp(model, op);
         acknowledged += run.acked.length;
         if (run.inFlight !== undefined) interrupted++;
-        const store = await openDurableStore<WriterCommand>(path);
+        const store = await openDefaultStore<WriterCommand>(path);
         try {
           const actual = await stateOf(store);
           await verify(

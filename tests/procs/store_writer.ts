@@ -14,7 +14,7 @@ import process from "node:process";
 import type { Cursor } from "../../lib/primitives/cursor.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import type { HardState, LogEntry, Storage } from "../../storage/types.ts";
-import { openDurableStore } from "../durable.ts";
+import { openDefaultStore } from "../../storage/default.ts";
 
 /** One operation on the store, as announced on stdout. */
 export type WriterOp =
@@ -139,7 +139,7 @@ async function main(): Promise<void> {
     throw new Error("Usage: store_writer.ts <store path> <seed>");
   }
   const rng = new SeededRng(Number(seedText));
-  const store = await openDurableStore<WriterCommand>(path);
+  const store = await openDefaultStore<WriterCommand>(path);
   say({ opened: true });
   // Bounded so a child the parent forgot cannot run forever.
   for (let seq = 1; seq <= 100_000; seq++) {

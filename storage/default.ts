@@ -1,0 +1,34 @@
+// The durable store of the runtime this code runs on: Deno KV on Deno, SQLite on Bun.
+
+import type { Storage } from "./types.ts";
+
+const onDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+
+/** The class name of this runtime's durable store, for messages. */
+export const defaultStoreName: string = onDeno ? "DenoKvLogStore" : "BunSqliteLogStore";
+
+/**
+ * Opens this runtime's durable store at `path` (created when absent):
+ * `DenoKvLogStore` on Deno (needs `--unstable-kv`), `BunSqliteLogStore` on
+ * Bun. The store module is imported only here, on demand, so code that never
+ * asks for it loads no runtime-specific code.
+ *
+ * @param path the store's file
+ * @returns the open store
+ * @throws {StorageError} when the store is locked, corrupt or of another format version
+ *
+ * @example
+ * ```ts ignore
+ * import { openDefaultStore } from "./default.ts";
+ *
+ * const store = await openDefaultStore<{ add: number }>("./node-1.db");
+ * ```
+ */
+export async function openDefaultStore<C = unknown>(path: string): Promise<Storage<C>> {
+  if (onDeno) {
+    const { DenoKvLogStore } = await import("./deno_kv.ts");
+    return await DenoKvLogStore.open<C>(path);
+  }
+  const { BunSqliteLogStore } = await import("./bun_sqlite.ts");
+  return BunSqliteLogStore.open<C>(path);
+}
