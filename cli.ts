@@ -12,6 +12,7 @@ import { fromHex, toHex } from "./lib/primitives/bytes.ts";
 import { KeyValue, type KvCommand } from "./lib/machine/kv.ts";
 import { InMemoryLogStore } from "./storage/memory.ts";
 import { openDefaultStore } from "./storage/default.ts";
+import { runDemo } from "./examples/demo/demo.ts";
 
 /** Exit status for bad usage (unknown command or flag, bad key, bad address). */
 export const EXIT_USAGE = 2;
@@ -37,6 +38,9 @@ Usage:
       --store keeps the log on disk (Deno KV on Deno, SQLite on Bun) and the
       node's secret key beside it (<path>.key), so a restarted node is the
       same member. Without --store the node forgets everything when it exits.
+  mosaik demo [--nodes N] [--runtime deno|bun|mixed] [...]
+      Run the demo: a group of node processes on loopback, a workload, the
+      leader killed and restarted, a final state check (mosaik demo --help).
   mosaik --help
 
 Exit codes: 0 done, 1 the node failed, 2 bad usage.`;
@@ -204,6 +208,8 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       case "node":
         return await runNode(rest);
+      case "demo":
+        return await runDemo(rest);
       default:
         throw new UsageError(`Unknown command ${JSON.stringify(command)}`);
     }
