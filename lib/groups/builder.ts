@@ -74,22 +74,63 @@ export interface BuilderState {
  * Builders are immutable: each method returns a new stage and leaves the
  * receiver as it was.
  *
- * @example
- * ```ts ignore
- * const group = network.groups()
+ * @example Joining with your own state machine
+ * ```ts
+ * import {
+ *   type ApplyContext,
+ *   ConsensusConfig,
+ *   Consistency,
+ *   GroupKey,
+ *   InMemoryLogStore,
+ *   Network,
+ *   type StateMachine,
+ * } from "@mosaik/mosaik";
+ * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+ *
+ * class Counter implements StateMachine<{ add: number }, null, number> {
+ *   value = 0;
+ *   signature(): string {
+ *     return "counter/v1"; // part of the GroupId: bump it when the semantics change
+ *   }
+ *   apply(command: { add: number }, _ctx: ApplyContext): void {
+ *     this.value += command.add;
+ *   }
+ *   query(_query: null): number {
+ *     return this.value;
+ *   }
+ * }
+ *
+ * // Short timings so that a lone node elects itself at once; the defaults suit real networks.
+ * const consensus = ConsensusConfig.builder()
+ *   .withHeartbeatInterval(20).withHeartbeatJitter(5)
+ *   .withElectionTimeout(100).withElectionTimeoutJitter(20)
+ *   .withBootstrapDelay(0)
+ *   .build();
+ *
+ * await using net = new MemoryNetwork();
+ * await using network = await Network.builder("my-app").withTransport(net.transport()).build();
+ * await using group = network.groups()
  *   .withKey(GroupKey.fromSecret("shared words"))
  *   .withStateMachine(new Counter())
- *   .withConsensusConfig(ConsensusConfig.default().deprioritizeLeadership())
- *   .join();
- * await group.when().online();
+ *   .withLogStorage(new InMemoryLogStore<{ add: number }>())
+ *   .withConsensusConfig(consensus)
+ *   .join(); // returns at once
+ * await group.when().online({ signal: AbortSignal.timeout(5_000) });
+ * await group.executeMany([{ add: 2 }, { add: 3 }]);
+ * const { result } = await group.query(null, Consistency.Strong);
+ * if (result !== 5) throw new Error(`expected 5, got ${result}`);
  * ```
  */
 export class GroupBuilder {
   readonly #join: JoinGroup;
 
   /**
+   * A first stage that hands finished definitions to `join`. Users get one
+   * through `network.groups()` and never call this.
+   *
    * @param join how the registry starts or finds the group
    * @throws {TypeError} when `join` is not a function
+   * @internal
    */
   constructor(join: JoinGroup) {
     if (typeof join !== "function") {

@@ -87,23 +87,42 @@ type Draft = { -readonly [K in keyof ConsensusParameters]: number } & {
  * @example
  * ```ts
  * import { ConsensusConfig } from "@mosaik/mosaik";
- * const c = ConsensusConfig.builder().withElectionTimeout(3000).build();
- * const reluctant = c.deprioritizeLeadership(); // × 3, same GroupId
- * console.log(reluctant.effectiveElectionTimeout()); // 9000
+ *
+ * const c = ConsensusConfig.builder()
+ *   .withHeartbeatInterval(250)
+ *   .withElectionTimeout(3000)
+ *   .build(); // the other parameters keep their defaults
+ * const reluctant = c.deprioritizeLeadership(); // × 3 on this node only
+ * if (reluctant.effectiveElectionTimeout() !== 9000) throw new Error("3000 × 3");
+ * if (reluctant.digest().toHex() !== c.digest().toHex()) throw new Error("same GroupId");
+ * try {
+ *   ConsensusConfig.builder().withElectionTimeout(100).build(); // not above the heartbeat
+ *   throw new Error("unreachable");
+ * } catch (err) {
+ *   if (!(err instanceof RangeError)) throw err; // "Invalid ConsensusConfig: electionTimeout …"
+ * }
  * ```
  */
 export class ConsensusConfig implements ConsensusParameters {
+  /** Interval between bond heartbeat pings (ms, default 500). */
   readonly heartbeatInterval: number;
+  /** Max random jitter subtracted from the heartbeat interval (ms, default 150). */
   readonly heartbeatJitter: number;
+  /** Missed heartbeats before a bond is considered dead (default 10). */
   readonly maxMissedHeartbeats: number;
+  /** Base timeout before a follower starts an election (ms, default 2000). */
   readonly electionTimeout: number;
+  /** Max random jitter added to the election timeout (ms, default 500). */
   readonly electionTimeoutJitter: number;
+  /** Wait before the first election, to allow peer discovery (ms, default 3000). */
   readonly bootstrapDelay: number;
+  /** Timeout for forwarding commands to the leader (ms, default 2000). */
   readonly forwardTimeout: number;
+  /** Timeout for strong-consistency query responses (ms, default 2000). */
   readonly queryTimeout: number;
-  /** How long a member may be unreachable before the leader removes it (ms); local to the leader. */
+  /** How long a member may be unreachable before the leader removes it (ms, default 30 000); local to the leader. */
   readonly deadMemberTimeout: number;
-  /** Factor (≥ 1) on this node's election timeout and bootstrap delay; local to this node. */
+  /** Factor (≥ 1, default 1) on this node's election timeout and bootstrap delay; local to this node. */
   readonly leadershipMultiplier: number;
 
   private constructor(d: Draft) {
@@ -120,12 +139,23 @@ export class ConsensusConfig implements ConsensusParameters {
     Object.freeze(this);
   }
 
-  /** A builder starting from the defaults. */
+  /**
+   * A builder starting from the defaults.
+   *
+   * @returns a new builder; `build()` validates
+   */
   static builder(): ConsensusConfigBuilder {
     return new ConsensusConfigBuilder();
   }
 
-  /** The seed's defaults (500 / 150 / 10 / 2000 / 500 / 3000 / 2000 / 2000). */
+  /**
+   * The seed's defaults (heartbeat 500 ms, jitter 150 ms, 10 missed
+   * heartbeats, election timeout 2000 ms, jitter 500 ms, bootstrap delay
+   * 3000 ms, forward and query timeouts 2000 ms), a dead-member timeout of
+   * 30 000 ms and no leadership multiplier.
+   *
+   * @returns the default config
+   */
   static default(): ConsensusConfig {
     return new ConsensusConfigBuilder().build();
   }
@@ -139,6 +169,9 @@ export class ConsensusConfig implements ConsensusParameters {
   /**
    * A copy with leadership deprioritized by the default factor (× 3).
    * Replaces any earlier multiplier.
+   *
+   * @returns a new config with the same GroupId
+   * @throws {RangeError} when the scaled election timeout or bootstrap delay overflows
    */
   deprioritizeLeadership(): ConsensusConfig {
     return this.deprioritizeLeadershipBy(DEFAULT_LEADERSHIP_MULTIPLIER);
@@ -148,6 +181,8 @@ export class ConsensusConfig implements ConsensusParameters {
    * A copy whose election timeout and bootstrap delay are multiplied by
    * `factor` on this node. Replaces any earlier multiplier; `1` restores normal.
    *
+   * @param factor an integer ≥ 1
+   * @returns a new config with the same GroupId
    * @throws {TypeError} when `factor` is not a number
    * @throws {RangeError} when `factor` is not an integer ≥ 1, or the scaled timeouts overflow
    */
@@ -155,17 +190,30 @@ export class ConsensusConfig implements ConsensusParameters {
     return ConsensusConfig.fromDraft({ ...this.draft(), leadershipMultiplier: factor });
   }
 
-  /** This node's election timeout: `electionTimeout × leadershipMultiplier` (ms). */
+  /**
+   * This node's election timeout: `electionTimeout × leadershipMultiplier`.
+   *
+   * @returns milliseconds, before jitter
+   */
   effectiveElectionTimeout(): number {
     return this.electionTimeout * this.leadershipMultiplier;
   }
 
-  /** This node's bootstrap delay: `bootstrapDelay × leadershipMultiplier` (ms). */
+  /**
+   * This node's bootstrap delay: `bootstrapDelay × leadershipMultiplier`.
+   *
+   * @returns milliseconds
+   */
   effectiveBootstrapDelay(): number {
     return this.bootstrapDelay * this.leadershipMultiplier;
   }
 
-  /** How long a bond may stay silent before it is dead: interval × max missed (ms). */
+  /**
+   * How long a bond may stay silent before it is dead:
+   * `heartbeatInterval × maxMissedHeartbeats`.
+   *
+   * @returns milliseconds
+   */
   bondTimeout(): number {
     return this.heartbeatInterval * this.maxMissedHeartbeats;
   }
@@ -174,6 +222,8 @@ export class ConsensusConfig implements ConsensusParameters {
    * A 32-byte digest of the eight shared parameters in a fixed order, each as
    * a big-endian u64 after a domain tag. Excludes the leadership multiplier
    * and the dead-member timeout, which are local.
+   *
+   * @returns 32 bytes; part of the GroupId
    */
   digest(): Digest {
     const buf = new Uint8Array(PARAMETER_ORDER.length * 8);
@@ -182,18 +232,27 @@ export class ConsensusConfig implements ConsensusParameters {
     return Digest.hash(DIGEST_DOMAIN, buf);
   }
 
-  /** The eight shared parameters as a plain object. */
+  /**
+   * The eight shared parameters as a plain object.
+   *
+   * @returns a new object
+   */
   parameters(): ConsensusParameters {
     const out: Record<string, number> = {};
     for (const name of PARAMETER_ORDER) out[name] = this[name];
     return out as unknown as ConsensusParameters;
   }
 
-  /** A builder holding this config's values. */
+  /**
+   * A builder holding this config's values, multiplier and dead-member timeout included.
+   *
+   * @returns a new builder; changing it does not change this config
+   */
   toBuilder(): ConsensusConfigBuilder {
     return new ConsensusConfigBuilder(this.draft());
   }
 
+  /** Every value of this config, as a mutable draft for the builder. */
   private draft(): Draft {
     return {
       ...this.parameters(),
@@ -203,10 +262,35 @@ export class ConsensusConfig implements ConsensusParameters {
   }
 }
 
-/** Fluent builder for {@link ConsensusConfig}; `build()` validates. */
+/**
+ * Fluent builder for {@link ConsensusConfig}: each `with…` sets one value and
+ * returns the builder; `build()` validates them together. Get one from
+ * {@link ConsensusConfig.builder} or {@link ConsensusConfig.toBuilder}.
+ *
+ * @example
+ * ```ts
+ * import { ConsensusConfig } from "@mosaik/mosaik";
+ *
+ * // Shorter timings than the defaults, e.g. for a LAN; every member must use the same.
+ * const lan = ConsensusConfig.builder()
+ *   .withHeartbeatInterval(200)
+ *   .withHeartbeatJitter(50)
+ *   .withElectionTimeout(1000)
+ *   .withElectionTimeoutJitter(300)
+ *   .build();
+ * const tweaked = lan.toBuilder().withQueryTimeout(5000).build();
+ * if (tweaked.heartbeatInterval !== 200 || tweaked.queryTimeout !== 5000) throw new Error("kept");
+ * ```
+ */
 export class ConsensusConfigBuilder {
   #d: Draft;
 
+  /**
+   * A builder holding the defaults, or the values of `start`. Prefer
+   * {@link ConsensusConfig.builder} and {@link ConsensusConfig.toBuilder}.
+   *
+   * @param start the values to start from (copied)
+   */
   constructor(start?: Draft) {
     this.#d = start !== undefined ? { ...start } : {
       ...CONSENSUS_DEFAULTS,
@@ -215,49 +299,89 @@ export class ConsensusConfigBuilder {
     };
   }
 
-  /** Interval between bond heartbeat pings (ms, default 500). */
+  /**
+   * Interval between bond heartbeat pings (ms, default 500).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withHeartbeatInterval(ms: number): this {
     this.#d.heartbeatInterval = ms;
     return this;
   }
 
-  /** Max random jitter subtracted from the heartbeat interval (ms, default 150). */
+  /**
+   * Max random jitter subtracted from the heartbeat interval (ms, default 150).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withHeartbeatJitter(ms: number): this {
     this.#d.heartbeatJitter = ms;
     return this;
   }
 
-  /** Missed heartbeats before a bond is considered dead (default 10). */
+  /**
+   * Missed heartbeats before a bond is considered dead (default 10).
+   *
+   * @param n the value; checked by {@link build}
+   * @returns this builder
+   */
   withMaxMissedHeartbeats(n: number): this {
     this.#d.maxMissedHeartbeats = n;
     return this;
   }
 
-  /** Base timeout before a follower starts an election (ms, default 2000). */
+  /**
+   * Base timeout before a follower starts an election (ms, default 2000).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withElectionTimeout(ms: number): this {
     this.#d.electionTimeout = ms;
     return this;
   }
 
-  /** Max random jitter added to the election timeout (ms, default 500). */
+  /**
+   * Max random jitter added to the election timeout (ms, default 500).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withElectionTimeoutJitter(ms: number): this {
     this.#d.electionTimeoutJitter = ms;
     return this;
   }
 
-  /** Wait before the first election, to allow peer discovery (ms, default 3000). */
+  /**
+   * Wait before the first election, to allow peer discovery (ms, default 3000).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withBootstrapDelay(ms: number): this {
     this.#d.bootstrapDelay = ms;
     return this;
   }
 
-  /** Timeout for forwarding commands to the leader (ms, default 2000). */
+  /**
+   * Timeout for forwarding commands to the leader (ms, default 2000).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withForwardTimeout(ms: number): this {
     this.#d.forwardTimeout = ms;
     return this;
   }
 
-  /** Timeout for strong-consistency query responses (ms, default 2000). */
+  /**
+   * Timeout for strong-consistency query responses (ms, default 2000).
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
+   */
   withQueryTimeout(ms: number): this {
     this.#d.queryTimeout = ms;
     return this;
@@ -267,18 +391,32 @@ export class ConsensusConfigBuilder {
    * How long a member may be unreachable before the leader's autopilot removes
    * it (ms, default 30 000; must exceed the election timeout). Local to the
    * leader, not part of the GroupId.
+   *
+   * @param ms the value; checked by {@link build}
+   * @returns this builder
    */
   withDeadMemberTimeout(ms: number): this {
     this.#d.deadMemberTimeout = ms;
     return this;
   }
 
-  /** Deprioritize leadership on this node by the default factor (× 3). */
+  /**
+   * Deprioritize leadership on this node by the default factor (× 3).
+   * Not part of the GroupId.
+   *
+   * @returns this builder
+   */
   deprioritizeLeadership(): this {
     return this.deprioritizeLeadershipBy(DEFAULT_LEADERSHIP_MULTIPLIER);
   }
 
-  /** Deprioritize leadership on this node by `factor` (an integer ≥ 1). */
+  /**
+   * Deprioritize leadership on this node by `factor`: its election timeout
+   * and bootstrap delay are multiplied by it. Not part of the GroupId.
+   *
+   * @param factor an integer ≥ 1 (checked by {@link build}); 1 is normal
+   * @returns this builder
+   */
   deprioritizeLeadershipBy(factor: number): this {
     this.#d.leadershipMultiplier = factor;
     return this;
@@ -287,6 +425,13 @@ export class ConsensusConfigBuilder {
   /**
    * Validates and returns the config.
    *
+   * Rejects: non-integers; zero or negative intervals, timeouts and
+   * `maxMissedHeartbeats`; durations above 2^31 - 1 ms;
+   * `heartbeatJitter >= heartbeatInterval`; `electionTimeout <= heartbeatInterval`;
+   * `deadMemberTimeout <= electionTimeout`; a multiplier below 1 or one that
+   * scales a timeout past 2^31 - 1 ms.
+   *
+   * @returns the config; the builder can be reused
    * @throws {TypeError} when a value is not a number
    * @throws {RangeError} when a value is out of range; the message names the parameter
    */

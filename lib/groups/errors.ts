@@ -22,13 +22,25 @@ export type Unsent<C, Q> =
  * apply them twice. (A command that was assigned an index and then lost is
  * reported by {@link CommandLostError} instead.)
  *
- * @example
+ * @example Retrying once the group is back online
  * ```ts
- * import { OfflineError } from "./errors.ts";
+ * import { type Group, type KeyValue, type KvCommand, OfflineError } from "@mosaik/mosaik";
+ *
+ * async function setWithRetry(group: Group<KeyValue>, command: KvCommand): Promise<number> {
+ *   for (;;) {
+ *     try {
+ *       return await group.execute(command);
+ *     } catch (err) {
+ *       if (!(err instanceof OfflineError)) throw err;
+ *       // err.commands holds [command]: it was never given an index, so resending is safe.
+ *       await group.when().online({ signal: AbortSignal.timeout(30_000) });
+ *     }
+ *   }
+ * }
  *
  * const err = new OfflineError({ kind: "commands", commands: [{ add: 1 }] });
- * console.log(err.message); // "Cannot send command: no leader is reachable"
- * console.log(err.commands); // [{ add: 1 }]
+ * if (err.message !== "Cannot send command: no leader is reachable") throw new Error(err.message);
+ * if (err.commands.length !== 1 || err.query !== undefined) throw new Error("carries the command");
  * ```
  */
 export class OfflineError<C = unknown, Q = unknown> extends Error {
@@ -36,6 +48,9 @@ export class OfflineError<C = unknown, Q = unknown> extends Error {
   readonly unsent: Unsent<C, Q>;
 
   /**
+   * An offline error carrying what was not sent. The library throws these;
+   * tests and wrappers may make their own.
+   *
    * @param unsent the commands of the failed call, or its query
    * @param reason why nothing was sent, lower case, e.g. "forwarding to the leader timed out after 2000 ms"
    * @param options the underlying error, if any
@@ -50,12 +65,20 @@ export class OfflineError<C = unknown, Q = unknown> extends Error {
     this.unsent = unsent;
   }
 
-  /** The commands that were not sent, in the order given; empty when a query failed. */
+  /**
+   * The commands that were not sent, in the order given; empty when a query failed.
+   *
+   * @returns the unsent commands
+   */
   get commands(): readonly C[] {
     return this.unsent.kind === "commands" ? this.unsent.commands : [];
   }
 
-  /** The query that was not sent; `undefined` when commands failed (see {@link unsent} to tell). */
+  /**
+   * The query that was not sent; `undefined` when commands failed (see {@link unsent} to tell).
+   *
+   * @returns the unsent query
+   */
   get query(): Q | undefined {
     return this.unsent.kind === "query" ? this.unsent.query : undefined;
   }
@@ -74,7 +97,10 @@ function describe(unsent: Unsent<unknown, unknown>): string {
  */
 export class NoCommandsError extends RangeError {
   /**
-   * @param operation the call that was refused, e.g. "executeMany"
+   * An error saying `operation` was given no commands.
+   *
+   * @param operation the call that was refused, e.g. "executeMany"; the message
+   *   is "Cannot executeMany: the list of commands is empty"
    */
   constructor(operation = "execute commands") {
     super(`Cannot ${operation}: the list of commands is empty`);
@@ -88,6 +114,8 @@ export class NoCommandsError extends RangeError {
  */
 export class GroupTerminatedError extends Error {
   /**
+   * An error saying `operation` failed because the group is closed.
+   *
    * @param operation what could not be done, e.g. "execute command"; the message
    *   is "Cannot execute command: group is closed", or "Group is closed" without it
    * @param options the underlying error, if any
@@ -117,6 +145,8 @@ export class CommandLostError extends Error {
   readonly term: Term;
 
   /**
+   * An error naming the log position the lost command had been given.
+   *
    * @param index the index the command had been given
    * @param term the term of the leader that assigned it
    * @param options the underlying error, if any

@@ -6,6 +6,7 @@ import type { GroupKey } from "./key.ts";
 
 /** Anything with a versioned `signature()`: a state machine or a state-sync strategy. */
 export interface Signed {
+  /** A versioned name, e.g. `"counter/v1"`; a non-empty string. */
   signature(): string;
 }
 
@@ -29,7 +30,29 @@ function signatureOf(what: string, x: Signed): string {
  * consensus parameters, the machine signature and the state-sync signature.
  * The per-node leadership multiplier does not take part.
  *
- * @throws {TypeError|RangeError} when a signature is not a non-empty string
+ * @param key the group's shared secret
+ * @param consensus the consensus parameters (their {@link ConsensusConfig.digest})
+ * @param machine the state machine (its `signature()`)
+ * @param stateSync the state-sync strategy (its `signature()`), e.g. `new LogReplaySync()`
+ * @returns the GroupId, the same on every node that passes equal inputs
+ * @throws {TypeError} when a signature is not a string
+ * @throws {RangeError} when a signature is empty
+ *
+ * @example
+ * ```ts
+ * import { ConsensusConfig, deriveGroupId, GroupKey, LogReplaySync, NoOp } from "@mosaik/mosaik";
+ *
+ * const key = GroupKey.fromSecret("shared words");
+ * const id = deriveGroupId(key, ConsensusConfig.default(), new NoOp(), new LogReplaySync());
+ * const reluctant = ConsensusConfig.default().deprioritizeLeadership();
+ * if (!deriveGroupId(key, reluctant, new NoOp(), new LogReplaySync()).equals(id)) {
+ *   throw new Error("the leadership multiplier is local: same group");
+ * }
+ * const slower = ConsensusConfig.builder().withElectionTimeout(4000).build();
+ * if (deriveGroupId(key, slower, new NoOp(), new LogReplaySync()).equals(id)) {
+ *   throw new Error("other timings: another group");
+ * }
+ * ```
  */
 export function deriveGroupId(
   key: GroupKey,

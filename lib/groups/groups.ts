@@ -136,32 +136,79 @@ export class Groups {
   readonly #active = new Map<string, GroupInstance<AnyStateMachine>>();
   #closed = false;
 
+  /**
+   * The registry of one node's groups. Made by the network; users get it
+   * from `network.groups()`.
+   *
+   * @param host the network's bond layer
+   * @internal
+   */
   constructor(host: GroupHost) {
     this.#host = host;
   }
 
   /**
-   * Starts building a join with the group's shared key.
+   * Starts building a join with the group's shared key. Every member of a
+   * group must use the same key (and the same consensus parameters, state
+   * machine signature and state-sync strategy: together they make the
+   * GroupId).
    *
-   * @example
+   * @param key the group's shared secret
+   * @returns the builder stage that can `join()` a leader-election-only
+   *   group or take a state machine (see {@link GroupBuilder})
+   * @throws {TypeError} when `key` is not a GroupKey
+   *
+   * @example Leader election among two nodes (NoOp machine)
    * ```ts
-   * import type { Groups } from "./groups.ts";
-   * import { GroupKey } from "./key.ts";
-   * declare const groups: Groups;
-   * const group = groups.withKey(GroupKey.generate()).join(); // Group<NoOp>
-   * await group.when().leaderElected();
+   * import { ConsensusConfig, GroupKey, Network, NoOp } from "@mosaik/mosaik";
+   * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+   *
+   * const key = GroupKey.generate(); // every member needs the same key
+   * const consensus = ConsensusConfig.builder()
+   *   .withHeartbeatInterval(20).withHeartbeatJitter(5)
+   *   .withElectionTimeout(100).withElectionTimeoutJitter(20)
+   *   .withBootstrapDelay(300) // how long a new member looks for a cluster before founding one
+   *   .build();
+   *
+   * await using net = new MemoryNetwork();
+   * await using a = await Network.builder("my-app").withTransport(net.transport()).build();
+   * await using b = await Network.builder("my-app")
+   *   .withTransport(net.transport())
+   *   .withBootstrap(a.local().addr())
+   *   .build();
+   * // `a.groups().withKey(key).join()` is the same with the default timings.
+   * await using ga = a.groups().withKey(key)
+   *   .withStateMachine(new NoOp())
+   *   .withConsensusConfig(consensus)
+   *   .join();
+   * const leader = await ga.when().leaderElected();
+   * await using gb = b.groups().withKey(key)
+   *   .withStateMachine(new NoOp())
+   *   .withConsensusConfig(consensus)
+   *   .join();
+   * await gb.when().leaderIs(leader); // b follows the leader a elected
+   * if (!ga.id().equals(gb.id())) throw new Error("same key and config: same group");
    * ```
    */
   withKey(key: GroupKey): KeyedGroupBuilder {
     return new GroupBuilder((def) => this.#join(def)).withKey(key);
   }
 
-  /** GroupIds of the groups running on this node. */
+  /**
+   * The groups running on this node.
+   *
+   * @returns their GroupIds, one per group however many handles it has
+   */
   active(): GroupId[] {
     return [...this.#active.values()].map((g) => g.definition.groupId);
   }
 
-  /** Leaves every group (gracefully). Idempotent. */
+  /**
+   * Leaves every group gracefully; later joins throw
+   * `GroupTerminatedError`. Called by `network.close()`. Idempotent.
+   *
+   * @returns a promise that resolves once every group has left
+   */
   async close(): Promise<void> {
     this.#closed = true;
     const all = [...this.#active.values()];

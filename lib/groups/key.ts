@@ -30,9 +30,19 @@ const FINGERPRINT_DOMAIN = utf8("mosaik/group-key/fingerprint/v1");
  * @example
  * ```ts
  * import { GroupKey } from "@mosaik/mosaik";
+ *
  * const key = GroupKey.generate();
- * const same = GroupKey.parse(key.toHex());
- * console.log(key.equals(same)); // true
+ * const hex = key.toHex(); // the secret: hand it to the other members out of band
+ * const same = GroupKey.parse(hex);
+ * if (!key.equals(same)) throw new Error("parse(toHex()) gives the same key");
+ * if (String(key).includes(hex) || JSON.stringify({ key }).includes(hex)) {
+ *   throw new Error("printing never shows the secret");
+ * }
+ * // `GroupKey(<redacted> fp=…)`: the fingerprint tells keys apart in logs
+ * if (!`${key}`.endsWith(`fp=${key.fingerprint()})`)) throw new Error("redacted form");
+ * if (!GroupKey.fromSecret("shared words").equals(GroupKey.fromSecret("shared words"))) {
+ *   throw new Error("a passphrase always gives the same key");
+ * }
  * ```
  */
 export class GroupKey {
@@ -42,14 +52,21 @@ export class GroupKey {
     this.#secret = secret;
   }
 
-  /** A new key of 32 cryptographically random bytes. */
+  /**
+   * A new key of 32 cryptographically random bytes.
+   *
+   * @returns the key; share it with every member through {@link GroupKey.toHex}
+   */
   static generate(): GroupKey {
     return new GroupKey(randomBytes(GROUP_KEY_SIZE));
   }
 
   /**
    * The key derived from a shared passphrase: BLAKE3 of its UTF-8 bytes.
+   * Only as strong as the passphrase.
    *
+   * @param secret the passphrase every member uses
+   * @returns the derived key
    * @throws {TypeError} when `secret` is not a string
    * @throws {RangeError} when `secret` is empty
    */
@@ -66,6 +83,8 @@ export class GroupKey {
   /**
    * The key with exactly these 32 bytes (copied).
    *
+   * @param bytes the secret, e.g. from {@link GroupKey.toBytes}
+   * @returns the key
    * @throws {TypeError} when `bytes` is not a Uint8Array
    * @throws {RangeError} when it is not 32 bytes long
    */
@@ -84,6 +103,8 @@ export class GroupKey {
   /**
    * Parses the 64 hex characters produced by {@link GroupKey.toHex}.
    *
+   * @param hex 64 hex characters
+   * @returns the key
    * @throws {TypeError} when `hex` is not a string
    * @throws {RangeError} when it is not 64 hex characters
    */
@@ -99,22 +120,39 @@ export class GroupKey {
     return new GroupKey(fromHex(hex, GROUP_KEY_SIZE));
   }
 
-  /** A copy of the secret bytes. Handle with care. */
+  /**
+   * A copy of the secret bytes. Handle with care.
+   *
+   * @returns 32 bytes
+   */
   toBytes(): Uint8Array {
     return this.#secret.slice();
   }
 
-  /** The secret as 64 lowercase hex characters. Handle with care. */
+  /**
+   * The secret as 64 lowercase hex characters. Handle with care.
+   *
+   * @returns the hex form that {@link GroupKey.parse} reads
+   */
   toHex(): string {
     return toHex(this.#secret);
   }
 
-  /** True when both keys hold the same secret; compares in constant time. */
+  /**
+   * True when both keys hold the same secret; compares in constant time.
+   *
+   * @param other the key to compare with
+   * @returns whether the secrets are equal
+   */
   equals(other: GroupKey): boolean {
     return other instanceof GroupKey && constantTimeEqual(this.#secret, other.#secret);
   }
 
-  /** `blake3(secret)`: the root of the GroupId derivation (DESIGN.md §5). */
+  /**
+   * `blake3(secret)`: the root of the GroupId derivation (DESIGN.md §5).
+   *
+   * @returns the digest
+   */
   digest(): Digest {
     return Digest.hash(this.#secret);
   }
@@ -122,6 +160,8 @@ export class GroupKey {
   /**
    * A short one-way fingerprint (8 hex characters) that identifies the key in
    * logs without revealing it.
+   *
+   * @returns 8 lowercase hex characters
    */
   fingerprint(): string {
     return Digest.hash(FINGERPRINT_DOMAIN, this.#secret).toHex().slice(0, 8);
@@ -145,10 +185,12 @@ export class GroupKey {
     return this.toString();
   }
 
+  /** What `console.log` shows on Deno: the redacted form. */
   [INSPECT_DENO](): string {
     return this.toString();
   }
 
+  /** What `console.log` shows on Bun and Node: the redacted form. */
   [INSPECT_NODE](): string {
     return this.toString();
   }

@@ -19,12 +19,15 @@ export interface SignalOptions {
  * - `Weak`: answered from this node's state machine as it is; may lag the
  *   leader. Never leaves the node.
  * - `Strong`: linearizable. The leader confirms it still leads (ReadIndex or a
- *   check-quorum lease), waits until it has applied up to the read index, then
- *   answers; a follower forwards the query to the leader.
+ *   check-quorum lease) and names the read index; the node that was asked
+ *   (leader or follower, which gets the read index from the leader) waits
+ *   until it has applied up to that index, then answers from its own state
+ *   machine. Gives up after the consensus `queryTimeout` with an
+ *   `OfflineError`.
  */
 export type Consistency = "weak" | "strong";
 
-/** The values of {@link Consistency}. */
+/** The type of the value `Consistency`: its two levels. */
 export interface ConsistencyValues {
   /** Local read; see {@link Consistency}. */
   readonly Weak: "weak";
@@ -122,31 +125,101 @@ export interface GroupConfig {
  * for readiness with {@link Group.when}. Joining a GroupId already joined on
  * this node returns another handle to the same group; the group stops when
  * its last handle is closed.
+ *
+ * @example Commands, queries and waits
+ * ```ts
+ * import { ConsensusConfig, Consistency, GroupKey, KeyValue, Network } from "@mosaik/mosaik";
+ * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+ *
+ * const consensus = ConsensusConfig.builder()
+ *   .withHeartbeatInterval(20).withHeartbeatJitter(5)
+ *   .withElectionTimeout(100).withElectionTimeoutJitter(20)
+ *   .withBootstrapDelay(0)
+ *   .build();
+ * await using net = new MemoryNetwork();
+ * await using network = await Network.builder("my-app").withTransport(net.transport()).build();
+ * await using group = network.groups()
+ *   .withKey(GroupKey.generate())
+ *   .withStateMachine(new KeyValue())
+ *   .withConsensusConfig(consensus)
+ *   .join();
+ *
+ * await group.when().online(); // a lone member elects itself
+ * const index = await group.execute({ op: "set", key: "colour", value: "blue" });
+ * const range = await group.feedMany([
+ *   { op: "set", key: "size", value: "L" },
+ *   { op: "delete", key: "colour" },
+ * ]); // resolves once the leader has given them indices
+ * await group.when().committed().reaches(range); // now they are committed (and applied here)
+ * const { result, atPosition } = await group.query("size", Consistency.Strong);
+ * if (result !== "L" || atPosition.index < range.end || range.start <= index) {
+ *   throw new Error("unexpected state");
+ * }
+ * const weak = await group.query("colour", Consistency.Weak); // this node's state, no round trip
+ * if (weak.result !== null) throw new Error("colour was deleted");
+ * ```
  */
 export interface Group<M extends AnyStateMachine> extends AsyncDisposable {
-  /** The group's id. */
+  /**
+   * The group's id, derived from key, consensus parameters, machine and
+   * state-sync signatures.
+   *
+   * @returns the same id on every member
+   */
   id(): GroupId;
-  /** The leader this node currently knows of, if any. */
+  /**
+   * The leader this node currently knows of, if any.
+   *
+   * @returns its PeerId (this node's own when it leads), or `undefined`
+   */
   leader(): PeerId | undefined;
-  /** True when this node is the leader. */
+  /**
+   * True when this node is the leader.
+   *
+   * @returns whether this node's role is `leader` now
+   */
   isLeader(): boolean;
-  /** The highest index this node knows to be committed. */
+  /**
+   * The highest index this node knows to be committed.
+   *
+   * @returns the committed index; 0 before the first commit
+   */
   committed(): Index;
-  /** The cursor of the last entry in this node's log. */
+  /**
+   * The cursor of the last entry in this node's log (which may be uncommitted).
+   *
+   * @returns `{ term, index }` of the last entry; `{ term: 0, index: 0 }` when empty
+   */
   logPosition(): Cursor;
-  /** A snapshot of the current bonds. */
+  /**
+   * A snapshot of the current bonds: this node's authenticated connections
+   * to other members.
+   *
+   * @returns the bonds now; later changes do not show in it
+   */
   bonds(): Bonds;
-  /** What the group was joined with. */
+  /**
+   * What the group was joined with, safe to print (the key is redacted).
+   *
+   * @returns the GroupId, the redacted key and the consensus config
+   */
   config(): GroupConfig;
-  /** Waits on changes of leader, role, online state, committed index and log. */
+  /**
+   * Waits on changes of leader, role, online state, committed index and log.
+   *
+   * @returns a new {@link When} over this group's status
+   */
   when(): When;
 
   /**
    * Sends a command to the leader and waits until it is committed at the
-   * index it was given.
+   * index it was given and applied on this node.
    *
+   * @param command the command for the state machine; must be CBOR-encodable
+   * @param options `signal` stops waiting (the command may still be committed)
    * @returns the index of the committed command
-   * @throws {OfflineError} no leader reachable, or forwarding timed out (carries the command)
+   * @throws {OfflineError} no leader accepted it within the consensus
+   *   `forwardTimeout` (carries the command)
    * @throws {CommandLostError} a leader change removed the entry before commit
    * @throws {EncodingError} the command is not CBOR-encodable
    * @throws {GroupTerminatedError} the group was closed
@@ -155,29 +228,47 @@ export interface Group<M extends AnyStateMachine> extends AsyncDisposable {
   /**
    * Like {@link execute} for several commands, applied in order at consecutive indices.
    *
+   * @param commands the commands, at least one
+   * @param options `signal` stops waiting
    * @returns the inclusive range of their indices
    * @throws {NoCommandsError} when `commands` is empty
+   * @throws {OfflineError | CommandLostError | EncodingError | GroupTerminatedError} as {@link execute}
    */
   executeMany(commands: readonly CommandOf<M>[], options?: SignalOptions): Promise<IndexRange>;
   /**
    * Sends a command to the leader and resolves once the leader has assigned
-   * it an index (before commit).
+   * it an index (before commit). Await `when().committed().reaches(index)`
+   * to know it is committed.
    *
+   * @param command the command for the state machine; must be CBOR-encodable
+   * @param options `signal` stops waiting
    * @returns the index the command was given
+   * @throws {OfflineError} no leader accepted it within the consensus `forwardTimeout`
+   * @throws {EncodingError} the command is not CBOR-encodable
+   * @throws {GroupTerminatedError} the group was closed
    */
   feed(command: CommandOf<M>, options?: SignalOptions): Promise<Index>;
   /**
-   * Like {@link feed} for several commands.
+   * Like {@link feed} for several commands, given consecutive indices.
    *
+   * @param commands the commands, at least one
+   * @param options `signal` stops waiting
    * @returns the inclusive range of the indices they were given
    * @throws {NoCommandsError} when `commands` is empty
+   * @throws {OfflineError | EncodingError | GroupTerminatedError} as {@link feed}
    */
   feedMany(commands: readonly CommandOf<M>[], options?: SignalOptions): Promise<IndexRange>;
   /**
-   * Asks the state machine a read-only question.
+   * Asks this node's state machine a read-only question (see
+   * {@link Consistency} for what each level guarantees).
    *
+   * @param query the query for the state machine's `query`
+   * @param consistency `Consistency.Weak` (local, at once) or `Consistency.Strong` (linearizable)
+   * @param options `signal` stops waiting
    * @returns the answer and the log position it reflects
-   * @throws {OfflineError} a strong query found no reachable leader (carries the query)
+   * @throws {OfflineError} a strong query found no leader to confirm the read within the
+   *   consensus `queryTimeout` (carries the query)
+   * @throws {GroupTerminatedError} the group was closed
    */
   query(
     query: QueryOf<M>,
@@ -187,10 +278,23 @@ export interface Group<M extends AnyStateMachine> extends AsyncDisposable {
 
   /**
    * Leaves gracefully: the departure is sent and flushed to every bond; same
-   * as {@link close}. Aborting stops waiting for the flush; the handle is
-   * closed either way.
+   * as {@link close}. A leader first hands the group over (it removes itself
+   * from the voters, else transfers leadership), which can take up to about
+   * three election timeouts.
+   * Only the last handle of a group makes it leave; others just close.
+   *
+   * @param options accepted for symmetry with the other calls; the current
+   *   implementation does not read `signal` and always waits for the departure
+   * @returns a promise that resolves once this handle is closed (and, for the
+   *   last handle, the group has left)
    */
   leave(options?: SignalOptions): Promise<void>;
-  /** Closes this handle; idempotent. Pending calls reject with `GroupTerminatedError`. */
+  /**
+   * Closes this handle, like {@link leave}; idempotent. Later calls on this
+   * handle reject with `GroupTerminatedError`; when it was the last handle,
+   * the group leaves and its pending calls reject with it too.
+   *
+   * @returns a promise that resolves once the handle is closed
+   */
   close(): Promise<void>;
 }

@@ -66,7 +66,7 @@ interface Waiter<T> {
  * const ready = count.waitFor((n) => n >= 2, { timeoutMs: 1000 });
  * count.set(1);
  * count.set(2);
- * console.log(await ready); // 2
+ * if ((await ready) !== 2) throw new Error("resolves with the value that satisfied it");
  * ```
  */
 export class Watch<T> implements ReadonlyWatch<T> {

@@ -58,9 +58,35 @@ function waitOptions(options: SignalOptions): WaitOptions {
  * - Waits have no timeout of their own; pass `AbortSignal.timeout(ms)`.
  *
  * @example
- * ```ts ignore
- * const leader = await group.when().leaderElected({ signal: AbortSignal.timeout(10_000) });
- * await group.when().committed().reaches(range);
+ * ```ts
+ * import { ConsensusConfig, GroupKey, KeyValue, Network } from "@mosaik/mosaik";
+ * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+ *
+ * const consensus = ConsensusConfig.builder()
+ *   .withHeartbeatInterval(20).withHeartbeatJitter(5)
+ *   .withElectionTimeout(100).withElectionTimeoutJitter(20)
+ *   .withBootstrapDelay(0)
+ *   .build();
+ * await using net = new MemoryNetwork();
+ * await using network = await Network.builder("my-app").withTransport(net.transport()).build();
+ * await using group = network.groups()
+ *   .withKey(GroupKey.generate())
+ *   .withStateMachine(new KeyValue())
+ *   .withConsensusConfig(consensus)
+ *   .join();
+ *
+ * const when = group.when();
+ * const leader = await when.leaderElected({ signal: AbortSignal.timeout(5_000) });
+ * if (!leader.equals(network.local().id())) throw new Error("a lone member leads");
+ * await when.isLeader(); // at once: the condition already holds
+ * const next = when.committed().advanced(); // the committed index at this call is the baseline
+ * const range = await group.feedMany([
+ *   { op: "set", key: "a", value: "1" },
+ *   { op: "set", key: "b", value: "2" },
+ * ]);
+ * await next;
+ * const committed = await when.committed().reaches(range); // waits for range.end
+ * if (committed < range.end) throw new Error("reaches(range) waits for its end");
  * ```
  */
 export class When {
@@ -168,12 +194,20 @@ export class When {
     return this.#status.waitFor((s) => !s.online, waitOptions(options)).then(nothing);
   }
 
-  /** Conditions on the committed index. */
+  /**
+   * Conditions on the committed index.
+   *
+   * @returns a watcher over this group's committed index
+   */
   committed(): CommittedWatcher {
     return new CommittedWatcher(this.#status);
   }
 
-  /** Conditions on this node's log position (which may include uncommitted entries). */
+  /**
+   * Conditions on this node's log position (which may include uncommitted entries).
+   *
+   * @returns a watcher over this node's log position
+   */
   log(): LogWatcher {
     return new LogWatcher(this.#status);
   }
@@ -186,7 +220,11 @@ export class When {
 export class CommittedWatcher {
   readonly #status: ReadonlyWatch<GroupStatus>;
 
-  /** @param status the group's status cell */
+  /**
+   * Made by {@link When.committed}.
+   *
+   * @param status the group's status cell
+   */
   constructor(status: ReadonlyWatch<GroupStatus>) {
     this.#status = status;
   }
@@ -272,7 +310,11 @@ export class CommittedWatcher {
 export class LogWatcher {
   readonly #status: ReadonlyWatch<GroupStatus>;
 
-  /** @param status the group's status cell */
+  /**
+   * Made by {@link When.log}.
+   *
+   * @param status the group's status cell
+   */
   constructor(status: ReadonlyWatch<GroupStatus>) {
     this.#status = status;
   }

@@ -11,6 +11,36 @@
  *   `ConsensusConfig.deprioritizeLeadershipBy` multiplier.
  * - `Observer`: replicates the log and serves weak reads but never votes and
  *   never campaigns (a learner forever).
+ *
+ * @example
+ * ```ts
+ * import {
+ *   type ApplyContext,
+ *   LeadershipPreference,
+ *   type StateMachine,
+ * } from "@mosaik/mosaik";
+ *
+ * // A replica that follows the log for reads and never leads.
+ * class Mirror implements StateMachine<string, null, string | undefined> {
+ *   last: string | undefined;
+ *   signature(): string {
+ *     return "mirror/v1";
+ *   }
+ *   apply(command: string, _ctx: ApplyContext): void {
+ *     this.last = command;
+ *   }
+ *   query(_q: null): string | undefined {
+ *     return this.last;
+ *   }
+ *   leadershipPreference(): LeadershipPreference {
+ *     return LeadershipPreference.Observer;
+ *   }
+ * }
+ *
+ * const pref = new Mirror().leadershipPreference();
+ * if (LeadershipPreference.canVote(pref)) throw new Error("observers never vote");
+ * if (LeadershipPreference.multiplier(LeadershipPreference.Reluctant(4)) !== 4) throw new Error("× 4");
+ * ```
  */
 export type LeadershipPreference =
   | { readonly kind: "normal" }
@@ -23,29 +53,46 @@ export const DEFAULT_RELUCTANT_FACTOR = 3;
 const NORMAL: LeadershipPreference = Object.freeze({ kind: "normal" });
 const OBSERVER: LeadershipPreference = Object.freeze({ kind: "observer" });
 
-/** The constructors and helpers on {@link LeadershipPreference}. */
+/**
+ * The constructors and helpers on {@link LeadershipPreference}: the value
+ * `LeadershipPreference` is an object of this type.
+ */
 export interface LeadershipPreferenceHelpers {
+  /** Campaigns normally (`{ kind: "normal" }`, frozen). */
   readonly Normal: LeadershipPreference;
+  /** Never votes or campaigns; replicates as a learner (`{ kind: "observer" }`, frozen). */
   readonly Observer: LeadershipPreference;
-  Reluctant(factor?: number): LeadershipPreference;
-  multiplier(pref: LeadershipPreference): number;
-  canVote(pref: LeadershipPreference): boolean;
-}
-
-/** Constructors and helpers for {@link LeadershipPreference}. */
-export const LeadershipPreference: LeadershipPreferenceHelpers = {
-  /** Campaigns normally. */
-  Normal: NORMAL,
-
-  /** Never votes or campaigns; replicates as a learner. */
-  Observer: OBSERVER,
-
   /**
-   * Campaigns `factor` times more slowly (default 3).
+   * Campaigns `factor` times more slowly.
    *
+   * @param factor an integer ≥ 1 (default 3)
+   * @returns `{ kind: "reluctant", factor }`, frozen
    * @throws {TypeError} when `factor` is not a number
    * @throws {RangeError} when `factor` is not an integer ≥ 1
    */
+  Reluctant(factor?: number): LeadershipPreference;
+  /**
+   * The timeout multiplier this preference adds.
+   *
+   * @param pref a preference
+   * @returns 1 for `Normal`, the factor for `Reluctant`, `Infinity` for `Observer`
+   */
+  multiplier(pref: LeadershipPreference): number;
+  /**
+   * True when the node may vote and campaign.
+   *
+   * @param pref a preference
+   * @returns false only for `Observer`
+   */
+  canVote(pref: LeadershipPreference): boolean;
+}
+
+/** Constructors and helpers for {@link LeadershipPreference} (see {@link LeadershipPreferenceHelpers}). */
+export const LeadershipPreference: LeadershipPreferenceHelpers = {
+  Normal: NORMAL,
+
+  Observer: OBSERVER,
+
   Reluctant(factor: number = DEFAULT_RELUCTANT_FACTOR): LeadershipPreference {
     if (typeof factor !== "number") {
       throw new TypeError("Invalid LeadershipPreference: Reluctant factor must be a number");
@@ -58,7 +105,6 @@ export const LeadershipPreference: LeadershipPreferenceHelpers = {
     return Object.freeze({ kind: "reluctant", factor });
   },
 
-  /** The timeout multiplier this preference adds: 1, the factor, or `Infinity` for observers. */
   multiplier(pref: LeadershipPreference): number {
     switch (pref.kind) {
       case "normal":
@@ -70,7 +116,6 @@ export const LeadershipPreference: LeadershipPreferenceHelpers = {
     }
   },
 
-  /** True when the node may vote and campaign. */
   canVote(pref: LeadershipPreference): boolean {
     return pref.kind !== "observer";
   },

@@ -17,7 +17,33 @@ export interface LogReplayOptions {
  * are local tuning and are not.
  *
  * This class holds the validated settings; the fetching itself is run by the
- * group driver.
+ * group driver. It is the default: a machine without `stateSync()` uses
+ * `new LogReplaySync()`.
+ *
+ * @example
+ * ```ts
+ * import { type ApplyContext, LogReplaySync, type StateMachine, type StateSync } from "@mosaik/mosaik";
+ *
+ * class Log implements StateMachine<string, null, number> {
+ *   lines: string[] = [];
+ *   signature(): string {
+ *     return "log/v1";
+ *   }
+ *   apply(line: string, _ctx: ApplyContext): void {
+ *     this.lines.push(line);
+ *   }
+ *   query(_q: null): number {
+ *     return this.lines.length;
+ *   }
+ *   stateSync(): StateSync {
+ *     // Smaller batches for large commands; the GroupId stays that of the default.
+ *     return new LogReplaySync({ batchSize: 200, fetchTimeout: 10_000 });
+ *   }
+ * }
+ *
+ * const sync = new Log().stateSync();
+ * if (sync.signature() !== new LogReplaySync().signature()) throw new Error("same signature");
+ * ```
  */
 export class LogReplaySync implements StateSync {
   /** Entries fetched per request. */
@@ -26,15 +52,22 @@ export class LogReplaySync implements StateSync {
   readonly fetchTimeout: number;
 
   /**
+   * Validated settings for log replay.
+   *
+   * @param options `batchSize` (default 2000) and `fetchTimeout` (ms, default 25 000)
    * @throws {TypeError} when an option is not a number
-   * @throws {RangeError} when an option is not a positive integer
+   * @throws {RangeError} when an option is not an integer from 1 to 2^31 - 1
    */
   constructor(options: LogReplayOptions = {}) {
     this.batchSize = positive("batchSize", options.batchSize ?? 2000);
     this.fetchTimeout = positive("fetchTimeout", options.fetchTimeout ?? 25_000);
   }
 
-  /** `"mosaik/log-replay/v1"`. */
+  /**
+   * The strategy's versioned name; part of the GroupId.
+   *
+   * @returns `"mosaik/log-replay/v1"`
+   */
   signature(): string {
     return "mosaik/log-replay/v1";
   }

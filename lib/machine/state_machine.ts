@@ -32,19 +32,50 @@ export interface StateSync {
  * Determinism is required: given the same commands in the same order, every
  * member must reach the same state. Do not read clocks, randomness or the
  * environment in `apply`; take such values as command fields.
+ *
+ * See `KeyValue` and `NoOp` for ready-made machines, and `GroupBuilder` for
+ * joining a group with your own.
  */
 export interface StateMachine<C, Q, R> {
-  /** A versioned name for this machine (e.g. `"counter/v1"`); part of the GroupId. */
+  /**
+   * A versioned name for this machine (e.g. `"counter/v1"`); part of the
+   * GroupId, so members running incompatible versions form different groups.
+   *
+   * @returns a non-empty string
+   */
   signature(): string;
-  /** Applies one committed command. Must be deterministic and must not throw for valid commands. */
+  /**
+   * Applies one committed command. Must be deterministic and must not throw for valid commands.
+   *
+   * @param command the command, as given to `execute` or `feed` on some member
+   * @param ctx where in the log the command is
+   */
   apply(command: C, ctx: ApplyContext): void;
-  /** Applies several committed commands in order; used instead of `apply` when present. */
+  /**
+   * Applies several committed commands in order; used instead of `apply` when present.
+   *
+   * @param commands the commands, in log order
+   * @param ctx where in the log they are (`logPosition` is the last one's)
+   */
   applyBatch?(commands: C[], ctx: ApplyContext): void;
-  /** Answers a read-only query against the current state. */
+  /**
+   * Answers a read-only query against the current state. Must not change the state.
+   *
+   * @param query the query, as given to `group.query`
+   * @returns the answer
+   */
   query(query: Q): R;
-  /** The state-sync strategy; default `new LogReplaySync()`. */
+  /**
+   * The state-sync strategy; default `new LogReplaySync()`.
+   *
+   * @returns the strategy; its signature is part of the GroupId
+   */
   stateSync?(): StateSync;
-  /** How eagerly this node seeks leadership; default `LeadershipPreference.Normal`. */
+  /**
+   * How eagerly this node seeks leadership; default `LeadershipPreference.Normal`.
+   *
+   * @returns the preference; local to this node
+   */
   leadershipPreference?(): LeadershipPreference;
   /**
    * Discards all state, back to what a new instance holds. Called when this

@@ -112,6 +112,7 @@ export class DiscoveryEvents implements AsyncIterableIterator<DiscoveryEvent, un
     w?.(DONE);
   }
 
+  /** This subscription itself, so it can be read with `for await`. */
   [Symbol.asyncIterator](): this {
     return this;
   }
@@ -140,9 +141,9 @@ export class DiscoveryEvents implements AsyncIterableIterator<DiscoveryEvent, un
  * ```ts
  * import { Catalog } from "./catalog.ts";
  * import { NetworkId } from "../primitives/ids.ts";
- * const catalog = new Catalog(NetworkId.fromName("my-app"));
- * console.log(catalog.size); // 0
- * catalog.close();
+ *
+ * using catalog = new Catalog(NetworkId.fromName("my-app"));
+ * if (catalog.size !== 0) throw new Error("a new catalog is empty");
  * ```
  */
 export class Catalog implements Disposable {

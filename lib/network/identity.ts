@@ -19,10 +19,11 @@ export const SIGNATURE_SIZE = 64;
  * @example
  * ```ts
  * import { Identity } from "./identity.ts";
+ *
  * const me = await Identity.generate();
  * const msg = new TextEncoder().encode("hello");
  * const sig = await me.sign(msg);
- * console.log(await Identity.verify(me.peerId, msg, sig)); // true
+ * if (!(await Identity.verify(me.peerId, msg, sig))) throw new Error("the signature verifies");
  * ```
  */
 export class Identity {

@@ -163,12 +163,22 @@ export class LocalNode {
     this.#network = network;
   }
 
-  /** This node's PeerId. */
+  /**
+   * This node's PeerId: its Ed25519 public key.
+   *
+   * @returns the id other nodes know this one by
+   */
   id(): PeerId {
     return this.#network.identity.peerId;
   }
 
-  /** What another node needs to dial this one; its string form goes on a command line. */
+  /**
+   * What another node needs to dial this one; its string form goes on a
+   * command line. A wildcard listen address (`0.0.0.0`, `::`) is advertised
+   * as loopback (`127.0.0.1`, `::1`).
+   *
+   * @returns this node's id, listen address and certificate hash
+   */
   addr(): PeerAddr {
     return this.#network.localAddr;
   }
@@ -197,6 +207,9 @@ export class Discovery {
    * Connects to each peer that is not connected yet (fire and forget); the
    * connection then exchanges catalogs. Failures are silent; watch
    * {@link events} or use {@link syncWith} to wait.
+   *
+   * @param addrs one address or several, as `PeerAddr` or its string form
+   * @throws {TypeError | RangeError} when a string does not parse as a PeerAddr
    */
   dial(addrs: PeerAddr | string | readonly (PeerAddr | string)[]): void {
     const list = Array.isArray(addrs) ? addrs : [addrs];
@@ -205,16 +218,24 @@ export class Discovery {
 
   /**
    * A full catalog exchange with a peer, both ways, dialing it if needed.
-   * Resolves once the peer's catalog was received and merged.
+   * Resolves once the peer's catalog was received and merged. Gives up after
+   * {@link DiscoveryConfig.syncTimeout}, dial included.
    *
-   * @param options `signal` cancels the wait
-   * @throws {Error} when the peer cannot be reached or the exchange fails in time
+   * @param addr the peer, as `PeerAddr` or its string form
+   * @param options `signal` cancels the wait (the promise rejects with its reason)
+   * @returns nothing; the peer's entries are in {@link catalog} once it resolves
+   * @throws {TypeError | RangeError} (synchronously) when `addr` is a string that does not parse
+   * @throws {Error} (as a rejection) when the peer cannot be reached or the exchange fails in time
    */
   syncWith(addr: PeerAddr | string, options: { signal?: AbortSignal } = {}): Promise<void> {
     return this.#network.syncWith(typeof addr === "string" ? PeerAddr.parse(addr) : addr, options);
   }
 
-  /** A snapshot of the catalog (this node included), keyed by PeerId hex. */
+  /**
+   * A snapshot of the catalog (this node included), keyed by PeerId hex.
+   *
+   * @returns a new map; later discoveries do not change it
+   */
   catalog(): ReadonlyMap<string, PeerEntry> {
     return this.#network.catalog.snapshot();
   }
@@ -223,32 +244,46 @@ export class Discovery {
    * Discovery events from now on (discovered, updated, departed), this
    * node's own re-announcements included. Break out of `for await` or call
    * `close()` to unsubscribe.
+   *
+   * @param options `capacity`: events buffered before the oldest are dropped (default 1 024)
+   * @returns a new subscription
+   * @throws {RangeError} when `capacity` is not a positive integer
    */
   events(options: { capacity?: number } = {}): DiscoveryEvents {
     return this.#network.catalog.events(options);
   }
 
-  /** This node's current signed entry. */
+  /**
+   * This node's current signed entry.
+   *
+   * @returns the entry as last signed and announced
+   */
   me(): SignedPeerEntry {
     return this.#network.signedMe;
   }
 }
 
 /**
- * Builds a {@link Network}; every `with…` returns the builder.
+ * Builds a {@link Network}; every `with…` returns the builder. Get one from
+ * {@link Network.builder}.
  *
- * @example
+ * @example Two nodes in one process, on the in-memory transport
  * ```ts
- * import { Network } from "./network.ts";
- * import { MemoryNetwork } from "../../transport/memory.ts";
+ * import { Network } from "@mosaik/mosaik";
+ * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
  *
- * const net = new MemoryNetwork({ latencyMs: 1, seed: 7 });
- * await using network = await Network.builder("my-app")
+ * await using net = new MemoryNetwork();
+ * await using a = await Network.builder("my-app")
  *   .withTransport(net.transport())
  *   .withTags("matcher")
  *   .build();
- * console.log(network.local().addr().toString());
- * await net.close();
+ * await using b = await Network.builder("my-app")
+ *   .withTransport(net.transport())
+ *   .withBootstrap(a.local().addr()) // or its string form, e.g. from a command line
+ *   .build();
+ * await b.discovery().syncWith(a.local().addr());
+ * const entry = b.discovery().catalog().get(a.local().id().toHex());
+ * if (entry?.tags[0] !== "matcher") throw new Error("b knows a and its tags");
  * ```
  */
 export class NetworkBuilder {
@@ -267,21 +302,37 @@ export class NetworkBuilder {
     this.#name = name;
   }
 
-  /** The node's Ed25519 secret key (32 bytes); default random. */
+  /**
+   * The node's Ed25519 secret key; default a random one. A member that
+   * restarts on its durable store must come back with the same key.
+   *
+   * @param secretKey 32 bytes (copied); checked by {@link build}
+   * @returns this builder
+   */
   withSecretKey(secretKey: Uint8Array): this {
     this.#secretKey = secretKey.slice();
     return this;
   }
 
-  /** The transport factory; default: QUIC for the runtime (`transport/default.ts`). */
+  /**
+   * The transport; default: raw QUIC of the runtime (`deno_quic` on Deno,
+   * which needs `--unstable-net`; `bun_quic` on Bun).
+   *
+   * @param factory makes the transport from this node's TLS identity, e.g.
+   *   `new MemoryNetwork().transport()` from `@mosaik/mosaik/transport/memory`
+   * @returns this builder
+   */
   withTransport(factory: TransportFactory): this {
     this.#transport = factory;
     return this;
   }
 
   /**
-   * Where to listen, `"host:port"` or `"[ipv6]:port"` (default `"0.0.0.0:0"`).
+   * Where to listen, `"host:port"` or `"[ipv6]:port"` (default `"0.0.0.0:0"`:
+   * every interface, a free port).
    *
+   * @param address the address to bind, e.g. `"127.0.0.1:0"`
+   * @returns this builder
    * @throws {RangeError} when it does not parse
    */
   withListenAddress(address: string): this {
@@ -294,20 +345,34 @@ export class NetworkBuilder {
    * Peers to dial at start (and again on every announce tick while not
    * connected). Additive.
    *
-   * @throws {RangeError} when a string does not parse as a PeerAddr
+   * @param addrs peer addresses, as `PeerAddr` or its string form
+   * @returns this builder
+   * @throws {TypeError | RangeError} when a string does not parse as a PeerAddr
    */
   withBootstrap(...addrs: (PeerAddr | string)[]): this {
     for (const a of addrs) this.#bootstrap.push(typeof a === "string" ? PeerAddr.parse(a) : a);
     return this;
   }
 
-  /** Tags announced in this node's entry. Additive. */
+  /**
+   * Tags announced in this node's entry, for peers to select by. Additive.
+   *
+   * @param tags free-form labels, e.g. `"matcher"`
+   * @returns this builder
+   */
   withTags(...tags: string[]): this {
     this.#tags.push(...tags);
     return this;
   }
 
-  /** Settings of the groups layer (stored; bonds use them). */
+  /**
+   * Settings of the groups layer (stored; bonds use them). Replaces an
+   * earlier call.
+   *
+   * @param config handshake timeout, bond limit and message size limit; unset fields keep their defaults
+   * @returns this builder
+   * @throws {RangeError} when a given value is not a positive integer
+   */
   withGroupsConfig(config: GroupsConfig): this {
     for (const name of ["handshakeTimeout", "maxBonds", "maxMessageSize"] as const) {
       const v = config[name];
@@ -319,7 +384,13 @@ export class NetworkBuilder {
     return this;
   }
 
-  /** Discovery timing (see {@link DiscoveryConfig}); mostly for tests. */
+  /**
+   * Discovery timing (see {@link DiscoveryConfig}); mostly for tests.
+   * Merged into what earlier calls set.
+   *
+   * @param config the fields to set, in milliseconds; checked by {@link build}
+   * @returns this builder
+   */
   withDiscoveryConfig(config: Partial<DiscoveryConfig>): this {
     this.#discovery = { ...this.#discovery, ...config };
     return this;
@@ -327,9 +398,14 @@ export class NetworkBuilder {
 
   /**
    * Generates or loads the identity, starts the transport and listener,
-   * signs this node's entry and dials the bootstrap peers.
+   * signs this node's entry and dials the bootstrap peers (without waiting
+   * for them).
    *
-   * @throws {RangeError} on a bad secret key or discovery timing
+   * @returns the running network; close it with `close()` or `await using`
+   * @throws {TypeError | RangeError} on a bad secret key
+   * @throws {RangeError} when a discovery timing is not a positive number
+   * @throws {Error} when the transport cannot start or listen (e.g. the port is taken);
+   *   what was started is closed again
    */
   async build(): Promise<Network> {
     const announceInterval = this.#discovery.announceInterval ?? 15_000;
@@ -481,7 +557,23 @@ export class Network implements AsyncDisposable {
     this.#discovery = new Discovery(this);
   }
 
-  /** A network with every default (random key, the runtime's QUIC, listening on all interfaces). */
+  /**
+   * A network with every default: a random key, the runtime's QUIC, listening
+   * on every interface at a free port. Same as `Network.builder(name).build()`.
+   *
+   * @param name the application's network name; only nodes with the same name talk
+   * @returns the running network
+   * @throws {TypeError | RangeError} when `name` is not a non-empty string
+   * @throws {Error} when the transport cannot start
+   *
+   * @example
+   * ```ts ignore
+   * import { Network } from "@mosaik/mosaik";
+   *
+   * await using network = await Network.create("my-app");
+   * console.log(`dial me at ${network.local().addr()}`);
+   * ```
+   */
   static create(name: string): Promise<Network> {
     return new NetworkBuilder(name).build();
   }
@@ -489,18 +581,40 @@ export class Network implements AsyncDisposable {
   /**
    * A builder for a network named `name`.
    *
+   * @param name the application's network name; nodes of different names ignore each other
+   * @returns a builder with every default
    * @throws {TypeError | RangeError} when `name` is not a non-empty string
+   *
+   * @example A node on loopback QUIC (Deno needs `--unstable-net`)
+   * ```ts
+   * import { Network } from "@mosaik/mosaik";
+   *
+   * await using network = await Network.builder("my-app")
+   *   .withListenAddress("127.0.0.1:0")
+   *   .build();
+   * const addr = network.local().addr();
+   * if (addr.addresses[0]?.host !== "127.0.0.1") throw new Error("listens on loopback");
+   * // addr.toString() is what another node passes to withBootstrap(...)
+   * ```
    */
   static builder(name: string): NetworkBuilder {
     return new NetworkBuilder(name);
   }
 
-  /** This node. */
+  /**
+   * This node: its id, address, certificate and tags.
+   *
+   * @returns the same object on every call
+   */
   local(): LocalNode {
     return this.#local;
   }
 
-  /** Discovery. */
+  /**
+   * Discovery: dialing peers, catalog exchange, the catalog and its events.
+   *
+   * @returns the same object on every call
+   */
   discovery(): Discovery {
     return this.#discovery;
   }
@@ -509,7 +623,8 @@ export class Network implements AsyncDisposable {
    * The groups of this node: `network.groups().withKey(key)...join()`.
    * Closing the network leaves every group gracefully.
    *
-   * @throws {Error} after {@link close}
+   * @returns the same registry on every call
+   * @throws {Error} when called for the first time after {@link close}
    */
   groups(): Groups {
     if (this.#groupsApi === undefined) {
@@ -549,19 +664,31 @@ export class Network implements AsyncDisposable {
   /**
    * Announces the groups this node is a member of: re-signs the entry
    * (update + 1) and gossips it. Resolves once it is signed and sent.
+   *
+   * @internal hook of the groups layer
    */
   setGroups(groups: readonly GroupId[]): Promise<void> {
     this.#groups = [...groups];
     return this.announce();
   }
 
-  /** Re-signs this node's entry with update + 1 and gossips it to every peer. */
+  /**
+   * Re-signs this node's entry with update + 1 and gossips it to every peer.
+   * Also done on every announce interval.
+   *
+   * @returns a promise that resolves once the entry is signed and sent; at once after close
+   */
   announce(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return this.#resign();
   }
 
-  /** The open connection to a peer (after its hello), if any. */
+  /**
+   * The open connection to a peer (after its hello), if any.
+   *
+   * @param peer the peer, or its PeerId hex
+   * @returns the connection, or `undefined` when there is none
+   */
   peerConnection(peer: PeerId | string): Connection | undefined {
     return this.#byPeer.get(typeof peer === "string" ? peer : peer.toHex())?.conn;
   }
@@ -570,12 +697,18 @@ export class Network implements AsyncDisposable {
    * Connection counters: `open` connections (with or without a hello yet)
    * and `duplicatesClosed`, connections this node closed for the
    * one-connection-per-pair tie-break.
+   *
+   * @returns a snapshot of the counters
    */
   connectionStats(): { open: number; duplicatesClosed: number } {
     return { open: this.#links.size, duplicatesClosed: this.#duplicatesClosed };
   }
 
-  /** The peers with an open connection, by PeerId hex. */
+  /**
+   * The peers with an open connection (after their hello).
+   *
+   * @returns their PeerId hexes
+   */
   connectedPeers(): string[] {
     return [...this.#byPeer.keys()];
   }
@@ -584,6 +717,8 @@ export class Network implements AsyncDisposable {
    * The connection to a peer, dialing it (by its catalog entry, or the given
    * address) when there is none. Resolves once its discovery hello is done.
    *
+   * @param peer a peer in the catalog, or the address to dial
+   * @returns the connection that survived the duplicate tie-break
    * @throws {Error} when the peer is unknown or unreachable, or presents another certificate
    */
   async connect(peer: PeerId | PeerAddr): Promise<Connection> {
@@ -605,6 +740,7 @@ export class Network implements AsyncDisposable {
    * the duplicate tie-break (the groups host opens bond streams on it).
    *
    * @returns a function that unregisters it
+   * @internal hook of the groups layer
    */
   onConnection(listener: ConnectionListener): () => void {
     this.#connectionListeners.add(listener);
@@ -617,6 +753,7 @@ export class Network implements AsyncDisposable {
    *
    * @returns a function that unregisters it
    * @throws {RangeError} for the reserved discovery purpose
+   * @internal hook of the groups layer
    */
   handleStreams(purpose: string, handler: StreamHandler): () => void {
     if (purpose === DISCOVERY_PURPOSE) {
@@ -632,6 +769,7 @@ export class Network implements AsyncDisposable {
    * Opens a stream to a connected peer and sends its header frame.
    *
    * @throws {Error} when the peer is not connected or the stream cannot open
+   * @internal hook of the groups layer
    */
   async openStream(peer: PeerId | string, header: StreamHeader): Promise<FramedStream<unknown>> {
     const hex = typeof peer === "string" ? peer : peer.toHex();
@@ -646,13 +784,18 @@ export class Network implements AsyncDisposable {
 
   // ---- close ---------------------------------------------------------------------------------
 
-  /** Closes timers, streams, connections, the listener and the transport. Idempotent. */
+  /**
+   * Leaves every group gracefully, then closes timers, streams, connections,
+   * the listener and the transport. Idempotent.
+   *
+   * @returns a promise that resolves once everything is closed
+   */
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;
   }
 
-  /** Same as {@link close}. */
+  /** Same as {@link close}, for `await using network = …`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

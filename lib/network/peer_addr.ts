@@ -140,14 +140,15 @@ function fromBase64Url(s: string): Uint8Array | undefined {
  *
  * @example
  * ```ts
- * import { PeerAddr } from "./peer_addr.ts";
- * import { PeerId } from "../primitives/ids.ts";
+ * import { PeerAddr, PeerId } from "@mosaik/mosaik";
+ *
  * const addr = new PeerAddr({
  *   peerId: PeerId.random(),
  *   addresses: [{ transport: "quic", host: "::1", port: 4433 }],
  *   certificateHash: new Uint8Array(32),
  * });
- * console.log(PeerAddr.parse(addr.toString()).equals(addr)); // true
+ * const text = addr.toString(); // "mosaik1:…@quic/[::1]:4433#AAAA…"
+ * if (!PeerAddr.parse(text).equals(addr)) throw new Error("the string form round-trips");
  * ```
  */
 export class PeerAddr {
@@ -158,6 +159,9 @@ export class PeerAddr {
   readonly #certificateHash: Uint8Array;
 
   /**
+   * A peer address from its parts; usually obtained from
+   * `network.local().addr()` or {@link PeerAddr.parse} instead.
+   *
    * @param init the peer id, 1–{@link MAX_ADDRESSES} addresses and a 32-byte certificate hash (all copied)
    * @throws {TypeError} when `peerId` is not a PeerId or the hash is not a Uint8Array
    * @throws {RangeError} when an address is invalid, there are none or too many, or the hash is not 32 bytes
@@ -202,10 +206,29 @@ export class PeerAddr {
   }
 
   /**
-   * Parses the string form (see the class doc).
+   * Parses the string form (see the class doc), e.g. a `--bootstrap`
+   * argument. Only the canonical form is accepted.
    *
+   * @param s the string form, `mosaik1:<peer id>@<addresses>#<certificate hash>`
+   * @returns the address it names
    * @throws {TypeError} when `s` is not a string
    * @throws {RangeError} naming the part that is malformed
+   *
+   * @example
+   * ```ts
+   * import { PeerAddr } from "@mosaik/mosaik";
+   *
+   * const text = `mosaik1:${"ab".repeat(32)}@quic/127.0.0.1:4433#${"A".repeat(43)}`;
+   * const addr = PeerAddr.parse(text);
+   * if (addr.addresses[0]?.port !== 4433) throw new Error("port 4433");
+   * if (addr.toString() !== text) throw new Error("canonical form round-trips");
+   * try {
+   *   PeerAddr.parse("127.0.0.1:4433");
+   *   throw new Error("unreachable");
+   * } catch (err) {
+   *   if (!(err instanceof RangeError)) throw err; // "Cannot parse PeerAddr: must start with …"
+   * }
+   * ```
    */
   static parse(s: string): PeerAddr {
     if (typeof s !== "string") throw new TypeError("Cannot parse PeerAddr: input is not a string");
@@ -248,12 +271,21 @@ export class PeerAddr {
     return this.#certificateHash.slice();
   }
 
-  /** True when both name the same peer, addresses (in order) and certificate hash. */
+  /**
+   * True when both name the same peer, addresses (in order) and certificate hash.
+   *
+   * @param other the address to compare with
+   * @returns whether their string forms are equal
+   */
   equals(other: PeerAddr): boolean {
     return other instanceof PeerAddr && this.toString() === other.toString();
   }
 
-  /** The canonical string form (see the class doc). */
+  /**
+   * The canonical string form (see the class doc).
+   *
+   * @returns `mosaik1:<peer id>@<addresses>#<certificate hash>`
+   */
   toString(): string {
     return `${PEER_ADDR_PREFIX}${this.peerId.toHex()}@${
       this.addresses.map(formatAddress).join(",")

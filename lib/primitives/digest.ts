@@ -39,6 +39,8 @@ export class Digest {
   readonly #hex: string;
 
   /**
+   * A digest holding a copy of `bytes`.
+   *
    * @param bytes exactly 32 bytes (copied)
    * @throws {TypeError} when `bytes` is not a Uint8Array
    * @throws {RangeError} when it is not 32 bytes long
@@ -56,26 +58,55 @@ export class Digest {
     this.#hex = toHex(this.#bytes);
   }
 
-  /** BLAKE3 of the concatenation of `parts`. */
+  /**
+   * BLAKE3 of the concatenation of `parts`.
+   *
+   * @param parts bytes, strings (hashed as UTF-8) or digests (their 32 bytes), in order
+   * @returns the 32-byte hash as a `Digest`
+   * @throws {TypeError} when a part is none of those
+   *
+   * @example
+   * ```ts
+   * import { Digest } from "@mosaik/mosaik";
+   *
+   * const d = Digest.hash("hello");
+   * if (d.toHex().length !== 64 || d.short() !== d.toHex().slice(0, 10)) throw new Error("64 hex");
+   * if (!Digest.parse(d.toHex()).equals(d)) throw new Error("parse round-trips");
+   * if (!d.derive("world").equals(Digest.hash(d, "world"))) throw new Error("derive = hash of both");
+   * ```
+   */
   static hash(...parts: DigestInput[]): Digest {
     return new Digest(blake3(concatBytes(...parts.map(inputBytes))));
   }
 
-  /** A uniformly random value. */
+  /**
+   * A uniformly random value of the class it is called on (`PeerId.random()`
+   * gives a `PeerId`).
+   *
+   * @returns 32 cryptographically random bytes
+   */
   static random<T extends Digest>(this: new (bytes: Uint8Array) => T): T {
     return new this(randomBytes(DIGEST_SIZE));
   }
 
   /**
-   * Parses 64 hex characters.
+   * Parses 64 hex characters into a value of the class it is called on.
    *
+   * @param hex 64 hex characters, as produced by {@link Digest.toHex}
+   * @returns the digest (or id) with those bytes
    * @throws {RangeError} when `hex` is not 64 hex characters
    */
   static parse<T extends Digest>(this: new (bytes: Uint8Array) => T, hex: string): T {
     return new this(fromHex(hex, DIGEST_SIZE));
   }
 
-  /** `blake3(this ‖ other)`: how ids are chained (see DESIGN.md §5). */
+  /**
+   * `blake3(this ‖ other)`: how ids are chained (see DESIGN.md §5).
+   *
+   * @param other what to append before hashing
+   * @returns a new `Digest`
+   * @throws {TypeError} when `other` is not bytes, a string or a digest
+   */
   derive(other: DigestInput): Digest {
     return new Digest(blake3(concatBytes(this.#bytes, inputBytes(other))));
   }
@@ -110,21 +141,34 @@ export class Digest {
     return this.#hex;
   }
 
-  /** True when both hold the same bytes (and are the same kind of id). */
+  /**
+   * True when both hold the same bytes and are the same kind of id (a
+   * `PeerId` never equals a `GroupId`).
+   *
+   * @param other the value to compare with; `undefined` gives false
+   * @returns whether they are equal
+   */
   equals(other: Digest | undefined): boolean {
     return other !== undefined && other.constructor === this.constructor &&
       other.#hex === this.#hex;
   }
 
-  /** Byte order: negative, zero or positive. Used for deterministic tie-breaks. */
+  /**
+   * Byte order: negative, zero or positive. Used for deterministic tie-breaks.
+   *
+   * @param other the digest to compare with
+   * @returns negative when this sorts first, 0 when equal, positive when it sorts later
+   */
   compare(other: Digest): number {
     return compareBytes(this.#bytes, other.#bytes);
   }
 
+  /** What `console.log` shows on Deno: `ClassName(short hex)`. */
   [INSPECT_DENO](): string {
     return `${this.constructor.name}(${this.short()})`;
   }
 
+  /** What `console.log` shows on Bun and Node: `ClassName(short hex)`. */
   [INSPECT_NODE](): string {
     return `${this.constructor.name}(${this.short()})`;
   }

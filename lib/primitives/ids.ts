@@ -8,8 +8,11 @@ export class NetworkId extends Digest {
   #kind = "NetworkId" as const;
 
   /**
-   * The network id for an application name: `blake3(name)`.
+   * The network id for an application name: `blake3(name)`. Nodes built
+   * with `Network.builder(name)` get this id.
    *
+   * @param name the application's network name
+   * @returns `blake3(name)` as a `NetworkId`
    * @throws {TypeError} when `name` is not a string
    * @throws {RangeError} when `name` is empty
    */
@@ -31,7 +34,14 @@ export class NetworkId extends Digest {
 export class PeerId extends Digest {
   #kind = "PeerId" as const;
 
-  /** The peer id of an Ed25519 public key. */
+  /**
+   * The peer id of an Ed25519 public key.
+   *
+   * @param publicKey the 32-byte public key (copied)
+   * @returns the key as a `PeerId`
+   * @throws {TypeError} when `publicKey` is not a Uint8Array
+   * @throws {RangeError} when it is not 32 bytes long
+   */
   static fromPublicKey(publicKey: Uint8Array): PeerId {
     return new PeerId(publicKey);
   }

@@ -25,6 +25,8 @@ export class WireError extends Error {
   readonly code: WireErrorCode;
 
   /**
+   * A wire error of kind `code`; thrown through its subclasses.
+   *
    * @param code which failure this is
    * @param message what failed, sentence case, no trailing period
    * @param options the underlying error, if any
@@ -44,6 +46,8 @@ export class FrameTooLargeError extends WireError {
   readonly limit: number;
 
   /**
+   * An error naming the size and the limit.
+   *
    * @param size the declared or offered payload size in bytes
    * @param limit the maximum payload size in bytes
    * @param operation whether the frame was being read (from a peer) or written
@@ -67,6 +71,8 @@ export class TruncatedFrameError extends WireError {
   readonly expectedBytes: number | undefined;
 
   /**
+   * An error naming how much of the frame arrived.
+   *
    * @param receivedBytes bytes of the unfinished frame that had arrived, header included
    * @param expectedBytes full frame size when the header was complete
    */
@@ -86,6 +92,8 @@ export class TruncatedFrameError extends WireError {
 /** Bytes that are not a valid encoding of what was expected (garbage, a foreign tag, a bad shape). */
 export class DecodeError extends WireError {
   /**
+   * A decode error with its message.
+   *
    * @param message what failed, e.g. "Cannot decode value: unsupported CBOR tag 1"
    * @param options the underlying error (for example cbor-x's), if any
    */
@@ -99,6 +107,19 @@ export class DecodeError extends WireError {
  * A command, query or result is not CBOR-encodable plain data. This is the
  * error users see when they hand the library a function, a class instance, a
  * `Date`, a cycle and the like.
+ *
+ * @example
+ * ```ts
+ * import { EncodingError, encodeEntry } from "@mosaik/mosaik";
+ *
+ * try {
+ *   encodeEntry({ index: 1, term: 1, command: { at: new Date() } });
+ *   throw new Error("unreachable");
+ * } catch (err) {
+ *   if (!(err instanceof EncodingError)) throw err;
+ *   if (err.path !== "$.at") throw new Error(`unexpected path ${err.path}`); // where the bad value is
+ * }
+ * ```
  */
 export class EncodingError extends WireError {
   /** Where the bad value sits inside the value being encoded, e.g. `$.a[2]` (`$` is the value itself). */
@@ -107,6 +128,8 @@ export class EncodingError extends WireError {
   readonly reason: string;
 
   /**
+   * An error naming where the bad value is and why it is rejected.
+   *
    * @param path where the bad value sits, e.g. `$.a[2]`
    * @param reason why it is rejected
    * @param options the underlying error, if any

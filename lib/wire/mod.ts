@@ -12,9 +12,12 @@
  *
  * const bytes = encodeMessage({ term: 3, votes: new Set(["a", "b"]), big: 2n ** 70n });
  * const decoder = new FrameDecoder();
- * for (const payload of decoder.push(bytes)) console.log(payload.byteLength);
+ * const payloads = decoder.push(bytes); // one complete frame
  * decoder.finish();
- * console.log(decodeMessage(bytes));
+ * const back = decodeMessage(bytes) as { term: number; votes: Set<string>; big: bigint };
+ * if (payloads.length !== 1 || back.big !== 2n ** 70n || !back.votes.has("b")) {
+ *   throw new Error("round trip");
+ * }
  * ```
  *
  * @module
