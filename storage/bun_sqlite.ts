@@ -140,14 +140,13 @@ interface Loaded {
  * `hard_voted_for`; `log(idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
  * entry BLOB NOT NULL)` holds one row per entry.
  *
- * @example
+ * @example Bun only (`deno test --doc` skips it)
  * ```ts ignore
- * import { BunSqliteLogStore } from "./bun_sqlite.ts";
+ * import { BunSqliteLogStore } from "@mosaik/mosaik/storage/bun_sqlite";
  *
- * const store = BunSqliteLogStore.open<string>("/var/lib/mosaik/node-1.db");
- * store.append([{ index: 1, term: 1, command: "set x" }]);
- * store.last(); // { term: 1, index: 1 }
- * store.close();
+ * using store = BunSqliteLogStore.open<string>("/var/lib/mosaik/node-1.db");
+ * store.append([{ index: 1, term: 1, command: "set x" }]); // durable on return
+ * if (store.last().index !== 1) throw new Error("appended");
  * ```
  */
 export class BunSqliteLogStore<C = unknown> implements Storage<C> {
@@ -240,13 +239,18 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
    *   another application's database, or its log has a hole, a decreasing term or a bad prefix
    * @throws {StoreVersionError} when the store was written in another format version
    *
-   * @example
+   * @example Bun only (`deno test --doc` skips it)
    * ```ts ignore
-   * import { BunSqliteLogStore } from "./bun_sqlite.ts";
+   * import { BunSqliteLogStore } from "@mosaik/mosaik/storage/bun_sqlite";
+   * import { StoreLockedError } from "@mosaik/mosaik/storage/errors";
    *
-   * const store = BunSqliteLogStore.open("/var/lib/mosaik/node-1.db");
-   * console.log(store.last()); // { term: 0, index: 0 } for a new store
-   * store.close();
+   * try {
+   *   using store = BunSqliteLogStore.open("/var/lib/mosaik/node-1.db");
+   *   // a new store is empty: store.last() is { term: 0, index: 0 }
+   * } catch (err) {
+   *   if (!(err instanceof StoreLockedError)) throw err;
+   *   // another process runs this member: stop it first
+   * }
    * ```
    */
   static open<C = unknown>(path: string): BunSqliteLogStore<C> {

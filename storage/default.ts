@@ -18,10 +18,17 @@ export const defaultStoreName: string = onDeno ? "DenoKvLogStore" : "BunSqliteLo
  * @throws {StorageError} when the store is locked, corrupt or of another format version
  *
  * @example
- * ```ts ignore
- * import { openDefaultStore } from "./default.ts";
+ * ```ts
+ * import { openDefaultStore } from "@mosaik/mosaik/storage/default";
  *
- * const store = await openDefaultStore<{ add: number }>("./node-1.db");
+ * const dir = await Deno.makeTempDir(); // a real node keeps its store in a fixed place
+ * try {
+ *   const store = await openDefaultStore<{ add: number }>(`${dir}/node-1.db`);
+ *   await store.append([{ index: 1, term: 1, command: { add: 1 } }]);
+ *   await store.close?.();
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export async function openDefaultStore<C = unknown>(path: string): Promise<Storage<C>> {

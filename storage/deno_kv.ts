@@ -142,12 +142,24 @@ const OPEN_PATHS = new Set<string>();
  *
  * @example
  * ```ts
- * import { DenoKvLogStore } from "./deno_kv.ts";
+ * import { DenoKvLogStore } from "@mosaik/mosaik/storage/deno_kv";
  *
- * const store = await DenoKvLogStore.open<string>("./node-1.kv");
- * await store.append([{ index: 1, term: 1, command: "set x" }]);
- * store.last(); // { term: 1, index: 1 }
- * await store.close();
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/node-1.kv`;
+ * try {
+ *   const store = await DenoKvLogStore.open<string>(path);
+ *   await store.append([{ index: 1, term: 1, command: "set x" }]);
+ *   await store.saveHardState({ term: 1 });
+ *   await store.close();
+ *
+ *   await using reopened = await DenoKvLogStore.open<string>(path); // e.g. after a restart
+ *   const entry = await reopened.get(1);
+ *   if (entry?.command !== "set x" || reopened.loadHardState()?.term !== 1) {
+ *     throw new Error("the log and hard state survive");
+ *   }
+ * } finally {
+ *   await Deno.remove(dir, { recursive: true });
+ * }
  * ```
  */
 export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable {
@@ -204,17 +216,23 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
    *   records contradict each other
    * @throws {StoreVersionError} when the store was written in another format version
    *
-   * @example
+   * @example One opener at a time
    * ```ts
-   * import { DenoKvLogStore } from "./deno_kv.ts";
-   * import { StoreLockedError } from "./errors.ts";
+   * import { DenoKvLogStore } from "@mosaik/mosaik/storage/deno_kv";
+   * import { StoreLockedError } from "@mosaik/mosaik/storage/errors";
    *
+   * const dir = await Deno.makeTempDir();
    * try {
-   *   await using store = await DenoKvLogStore.open("./node-1.kv");
-   *   console.log(store.last());
-   * } catch (err) {
-   *   if (err instanceof StoreLockedError) console.error("the store is in use");
-   *   else throw err;
+   *   await using store = await DenoKvLogStore.open(`${dir}/node-1.kv`);
+   *   try {
+   *     await DenoKvLogStore.open(`${dir}/node-1.kv`); // a second opener is refused
+   *     throw new Error("unreachable");
+   *   } catch (err) {
+   *     if (!(err instanceof StoreLockedError)) throw err;
+   *   }
+   *   if (store.last().index !== 0) throw new Error("a new store is empty");
+   * } finally {
+   *   await Deno.remove(dir, { recursive: true });
    * }
    * ```
    */

@@ -5,12 +5,38 @@
  * used as it is. Nothing is changed on disk when one of these is thrown: the
  * caller decides whether to move the file aside, use another path, or fix the
  * configuration.
+ *
+ * @example Telling why a store cannot be used
+ * ```ts
+ * import {
+ *   StorageError,
+ *   StoreCorruptError,
+ *   StoreLockedError,
+ *   StoreOwnerError,
+ *   StoreVersionError,
+ * } from "@mosaik/mosaik";
+ *
+ * function explain(err: unknown): string {
+ *   if (err instanceof StoreLockedError) return "another process uses it: stop that one first";
+ *   if (err instanceof StoreOwnerError) return "it belongs to another group or member";
+ *   if (err instanceof StoreVersionError) return `format ${err.found}, expected ${err.expected}`;
+ *   if (err instanceof StoreCorruptError) return "corrupt: move it aside";
+ *   if (err instanceof StorageError) return err.message;
+ *   throw err;
+ * }
+ *
+ * const err = new StoreLockedError("/var/lib/node-1.kv");
+ * if (!(err instanceof StorageError) || err.path !== "/var/lib/node-1.kv") throw new Error("path");
+ * if (!explain(err).startsWith("another process")) throw new Error("locked");
+ * ```
  */
 export class StorageError extends Error {
   /** The path of the store, when it has one. */
   readonly path: string | undefined;
 
   /**
+   * A storage error with a message of its own; the subclasses build theirs.
+   *
    * @param message what failed, in the house style ("Cannot open store …: …")
    * @param path the store's path, if any
    * @param options the underlying error, if any
@@ -28,14 +54,18 @@ export class StorageError extends Error {
  *
  * @example
  * ```ts
- * import { StoreCorruptError } from "./errors.ts";
+ * import { StoreCorruptError } from "@mosaik/mosaik";
  *
  * const err = new StoreCorruptError("/var/lib/node.db", "entry 7 does not decode");
- * console.log(err.message); // "Cannot use store /var/lib/node.db: it is corrupt (entry 7 does not decode)"
+ * if (err.message !== "Cannot use store /var/lib/node.db: it is corrupt (entry 7 does not decode)") {
+ *   throw new Error(err.message);
+ * }
  * ```
  */
 export class StoreCorruptError extends StorageError {
   /**
+   * An error saying the store at `path` is corrupt.
+   *
    * @param path the store's path
    * @param detail what is wrong, lower case
    * @param options the underlying error, if any
@@ -54,6 +84,8 @@ export class StoreVersionError extends StorageError {
   readonly expected: number;
 
   /**
+   * An error naming the version found and the one expected.
+   *
    * @param path the store's path
    * @param found the version recorded in the store
    * @param expected the version this library supports
@@ -92,6 +124,8 @@ export class StoreOwnerError extends StorageError {
   readonly claimant: StoreOwner;
 
   /**
+   * An error naming whose store it is and who tried to use it.
+   *
    * @param path the store's path (or a description of an in-memory store)
    * @param owner who the store belongs to
    * @param claimant who tried to use it
@@ -112,6 +146,8 @@ export class StoreOwnerError extends StorageError {
 /** Another opener (in this process or another one) holds the store. */
 export class StoreLockedError extends StorageError {
   /**
+   * An error saying the store at `path` is in use.
+   *
    * @param path the store's path
    * @param options the underlying error, if any
    */

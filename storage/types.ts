@@ -10,15 +10,20 @@ import type { StoreOwner } from "./errors.ts";
  * keep the object as it is.
  */
 export type SystemEntryBody =
-  | { readonly type: "noop" }
+  | {
+    /** The entry a new leader appends so that entries of earlier terms get committed. */
+    readonly type: "noop";
+  }
   | {
     /** The first entry of a cluster: its random id and first voter. Always at index 1. */
     readonly type: "bootstrap";
+    /** A random id of the cluster this entry founded. */
     readonly clusterId: string;
     /** Hex PeerIds of the founding voters. */
     readonly voters: readonly string[];
   }
   | {
+    /** A membership change: the voters and learners from this entry on. */
     readonly type: "membership";
     /** Hex PeerIds of the voters after this change. */
     readonly voters: readonly string[];
@@ -35,16 +40,31 @@ export class SystemEntry {
   /** What the entry says. */
   readonly body: SystemEntryBody;
 
+  /**
+   * A system entry saying `body`. Made by the library; stores get them back
+   * from `decodeEntry`.
+   *
+   * @param body what the entry says (kept as it is, not copied)
+   */
   constructor(body: SystemEntryBody) {
     this.body = body;
   }
 
-  /** The no-op entry a leader appends when elected. */
+  /**
+   * The no-op entry a leader appends when elected.
+   *
+   * @returns a new `{ type: "noop" }` entry
+   */
   static noop(): SystemEntry {
     return new SystemEntry({ type: "noop" });
   }
 
-  /** True when `x` is a system entry. */
+  /**
+   * True when `x` is a system entry (as opposed to a user command).
+   *
+   * @param x a log entry's `command`
+   * @returns whether `x` is a `SystemEntry` instance
+   */
   static is(x: unknown): x is SystemEntry {
     return x instanceof SystemEntry;
   }
@@ -103,6 +123,44 @@ export interface HardState {
  *   store returns (`getRange`) and hard state are the caller's to keep.
  * - **Round-trip.** `get` returns an entry equal (deep) to the one appended,
  *   including {@link SystemEntry} values.
+ *
+ * The library ships `InMemoryLogStore` (default), `DenoKvLogStore`
+ * (`@mosaik/mosaik/storage/deno_kv`) and `BunSqliteLogStore`
+ * (`@mosaik/mosaik/storage/bun_sqlite`); `openDefaultStore` in
+ * `@mosaik/mosaik/storage/default` opens the runtime's durable one.
+ *
+ * @example Giving a group a store
+ * ```ts
+ * import {
+ *   ConsensusConfig,
+ *   GroupKey,
+ *   InMemoryLogStore,
+ *   type KvCommand,
+ *   KeyValue,
+ *   Network,
+ *   SystemEntry,
+ * } from "@mosaik/mosaik";
+ * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+ *
+ * const consensus = ConsensusConfig.builder()
+ *   .withHeartbeatInterval(20).withHeartbeatJitter(5)
+ *   .withElectionTimeout(100).withElectionTimeoutJitter(20)
+ *   .withBootstrapDelay(0)
+ *   .build();
+ * await using net = new MemoryNetwork();
+ * await using network = await Network.builder("my-app").withTransport(net.transport()).build();
+ * const store = new InMemoryLogStore<KvCommand>(); // or a durable store; same command type
+ * await using group = network.groups()
+ *   .withKey(GroupKey.generate())
+ *   .withStateMachine(new KeyValue())
+ *   .withLogStorage(store)
+ *   .withConsensusConfig(consensus)
+ *   .join();
+ * await group.when().online();
+ * const index = await group.execute({ op: "set", key: "colour", value: "blue" });
+ * const entry = store.get(index);
+ * if (entry === undefined || SystemEntry.is(entry.command)) throw new Error("our command");
+ * ```
  */
 export interface Storage<C> {
   /**

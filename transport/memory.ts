@@ -47,13 +47,17 @@
  *
  * @example
  * ```ts
- * import { MemoryNetwork } from "./memory.ts";
+ * import { Network } from "@mosaik/mosaik";
+ * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
  *
- * const net = new MemoryNetwork({ latencyMs: 1, seed: 7 });
- * const factory = net.transport(); // Network.builder("t").withTransport(factory)
- * net.partition(["aa".repeat(32)], ["bb".repeat(32), "cc".repeat(32)]);
+ * await using net = new MemoryNetwork({ latencyMs: 1, seed: 7 });
+ * await using a = await Network.builder("t").withTransport(net.transport()).build();
+ * await using b = await Network.builder("t").withTransport(net.transport()).build();
+ * net.partition([a.local().id()], [b.local().id()]);
+ * if (net.reachable(a.local().id(), b.local().id())) throw new Error("cut off");
  * net.heal();
- * await net.close();
+ * await b.discovery().syncWith(a.local().addr());
+ * if (!b.discovery().catalog().has(a.local().id().toHex())) throw new Error("b knows a");
  * ```
  *
  * @module
@@ -149,6 +153,9 @@ export class MemoryNetwork implements AsyncDisposable {
   readonly #fabric: Fabric;
 
   /**
+   * A new, empty simulated network; by default without latency, loss or
+   * partitions.
+   *
    * @param options latency, jitter, loss, seed, stream window, idle timeout
    * @throws {RangeError} when an option is out of range
    */
@@ -159,6 +166,8 @@ export class MemoryNetwork implements AsyncDisposable {
   /**
    * A factory for `Network.builder().withTransport(...)`: each call makes a
    * transport for the node whose TLS identity it is given.
+   *
+   * @returns the factory; one factory may serve many nodes
    */
   transport(): TransportFactory {
     return (context: TransportContext) => this.#fabric.makeTransport(context.identity);

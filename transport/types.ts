@@ -2,7 +2,9 @@
 
 /** A host and port. `host` is an IP literal (IPv6 without brackets) or a name. */
 export interface SocketAddress {
+  /** An IP literal (IPv6 without brackets) or a name. */
   readonly host: string;
+  /** The port, 0–65535; 0 asks `listen` for a free one. */
   readonly port: number;
 }
 
@@ -27,6 +29,7 @@ export interface TlsIdentity {
 
 /** What a dialer needs to reach and authenticate a peer. */
 export interface DialTarget {
+  /** Where the peer listens. */
   readonly address: SocketAddress;
   /**
    * SHA-256 of the peer's certificate (from its signed peer entry or its
@@ -45,6 +48,7 @@ export interface DialTarget {
 export interface CloseInfo {
   /** Application close code (DESIGN.md §5 codes, e.g. 400 protocol violation); 0 for a normal close. */
   readonly code: number;
+  /** The reason text sent with the close, or the error text of a lost connection. */
   readonly reason: string;
   /** True when the other side (or the network) closed it, false when this side did. */
   readonly remote: boolean;
@@ -64,7 +68,9 @@ export interface CloseInfo {
  * (64 MiB) behind, which keeps memory bounded.
  */
 export interface Stream {
+  /** Bytes from the peer; ends when the peer finishes its side. */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer; closing it finishes this side. */
   readonly writable: WritableStream<Uint8Array>;
   /** Aborts both directions at once (e.g. after a protocol violation). Idempotent. */
   reset(code: number): void;
@@ -126,10 +132,14 @@ export interface Transport {
 
 /** What a transport is made from: this node's TLS identity. */
 export interface TransportContext {
+  /** The certificate and key the transport presents and the server name it answers to. */
   readonly identity: TlsIdentity;
 }
 
-/** Makes a transport for a node (`Network.builder().withTransport(factory)`). */
+/**
+ * Makes a transport for a node (`Network.builder().withTransport(factory)`).
+ * Called once per node, when the network is built.
+ */
 export type TransportFactory = (context: TransportContext) => Transport | Promise<Transport>;
 
 /** Close codes used by the library (DESIGN.md §5, the Rust crate's values). */
