@@ -15,9 +15,15 @@ import type { TransportFactory } from "./types.ts";
  *
  * @example
  * ```ts
+ * import { Network } from "@mosaik/mosaik";
  * import { defaultTransport } from "./default.ts";
  *
- * const factory = await defaultTransport();
+ * const factory = await defaultTransport(); // what build() uses when withTransport is not called
+ * await using network = await Network.builder("my-app")
+ *   .withTransport(factory)
+ *   .withListenAddress("127.0.0.1:0")
+ *   .build();
+ * if (network.local().addr().addresses[0]?.transport !== "quic") throw new Error("raw QUIC");
  * ```
  */
 export async function defaultTransport(): Promise<TransportFactory> {
