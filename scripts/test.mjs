@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// `npm test`: installs if needed, type-checks, lints, checks formatting, runs the
-// suite on Deno and on Bun, and ends with one line `N passed, N failed` over both.
+// `npm test`: installs if needed, type-checks, lints, checks formatting and doc comments,
+// runs the suite on Deno (with the doc examples) and on Bun, and ends with one line
+// `N passed, N failed` over both.
 //
 // Usage: node scripts/test.mjs [deno] [bun] [--no-checks] [-- extra test paths]
-// With no runtime named, both run.
+// With no runtime named, both run. With paths, only those run (no doc examples).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -66,6 +67,13 @@ function run(label, cmd, cmdArgs) {
 // deno-lint-ignore no-control-regex
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
+/** mod.ts and every entry point in deno.json "exports": what `deno doc --lint` checks. */
+function docEntryPoints() {
+  const { exports = {} } = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
+  const entries = typeof exports === "string" ? [exports] : Object.values(exports);
+  return [...new Set(["mod.ts", ...entries.map((e) => e.replace(/^\.\//, ""))])];
+}
+
 function parseDeno(output) {
   const m = stripAnsi(output).match(
     /^(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/m,
@@ -101,6 +109,8 @@ if (runChecks) {
     ],
     ["lint", bin("deno"), ["lint", "--quiet"]],
     ["format", bin("deno"), ["fmt", "--check", "--quiet"]],
+    // --quiet hides the warnings about node and bun type packages; lint errors still print.
+    ["doc lint", bin("deno"), ["doc", "--lint", "--quiet", ...docEntryPoints()]],
   ];
   for (const [label, cmd, cmdArgs] of checks) {
     const r = await run(label, cmd, cmdArgs);
@@ -114,11 +124,14 @@ const suites = {
     bin("deno"),
     [
       "test",
+      // The full run also runs the examples in doc comments (lib/, storage/ and transport/
+      // hold no test files, so they add only those); a subset of paths runs just its tests.
+      ...(paths.length ? [] : ["--doc"]),
       "--allow-all",
       "--unstable-net",
       "--unstable-kv",
       "--no-prompt",
-      ...(paths.length ? paths : ["tests/"]),
+      ...(paths.length ? paths : ["tests/", "mod.ts", "lib/", "storage/", "transport/"]),
     ],
     parseDeno,
   ],
