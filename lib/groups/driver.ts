@@ -45,6 +45,8 @@ export type GroupMessage =
     readonly observer: boolean;
     readonly leader: boolean;
     readonly voters: number;
+    /** The sender is leaving the group: the leader should remove it (its bond stays up until then). */
+    readonly leaving?: boolean;
   }
   /** The sender's cluster lost a merge: its members discard their state and rejoin as new members. */
   | { readonly t: "dissolve"; readonly clusterId: string }
@@ -148,6 +150,8 @@ export class GroupDriver<M extends AnyStateMachine> {
   #forwardSeq = 0;
   #ticks = 0;
   #closed = false;
+  /** Set by {@link leave}: our `info` says we are leaving, so the leader removes us. */
+  #leaving = false;
   /** Sync requests being answered from storage (reads that may overlap the runner's writes). */
   readonly #serving = new Set<Promise<void>>();
 
@@ -266,7 +270,8 @@ export class GroupDriver<M extends AnyStateMachine> {
           leader: msg.leader,
           voters: msg.voters,
         });
-        this.#departed.delete(from);
+        if (msg.leaving === true) this.#departed.add(from);
+        else this.#departed.delete(from);
         this.#maybeMerge();
         return;
       case "syncReq": {
@@ -483,60 +488,90 @@ export class GroupDriver<M extends AnyStateMachine> {
   // ---- leaving -----------------------------------------------------------------------------
 
   /**
-   * Leaves gracefully: a leader first removes itself from the voters (the
-   * others commit that and elect a successor), or, when that cannot be done
-   * within two election timeouts, hands leadership to its most caught-up
-   * voter; then every bonded peer is told we left.
+   * Leaves gracefully, within about two election timeouts. A leader first
+   * removes itself from the voters (the others commit that and elect a
+   * successor), or, when that cannot be done in time, hands leadership to its
+   * most caught-up voter. Any other member says it is leaving (in its `info`,
+   * each heartbeat) and keeps taking part until the leader's removal of it is
+   * committed: a change promoting it may already be in the leader's log, and
+   * that change needs its acknowledgement to commit — leaving before would
+   * leave a configuration whose quorum includes a departed voter, and the
+   * group stuck for good. Then every bonded peer is told we left.
    */
   async leave(): Promise<void> {
     if (this.#closed) return;
+    this.#leaving = true;
     const c = this.#opts.definition.consensus;
-    if (this.#runner.core.role === "leader") {
-      // First remove ourselves from the voters, committed by the others: a departed voter must
-      // never be needed for a quorum (with two voters, handing over alone would stall the group).
-      const deadline = Date.now() + c.electionTimeout * 2;
-      let removing = false;
-      while (!removing && Date.now() < deadline && this.#runner.core.role === "leader") {
-        const core = this.#runner.core;
-        let r: { ok: boolean } | undefined;
-        if (core.membership.voters.every((v) => v === core.id)) {
-          // The only voter: first promote the most caught-up learner that may vote.
-          const heir = core.membership.learners
-            .filter((l) => this.#peers.get(l)?.observer === false)
-            .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
-          if (heir === undefined) break; // nobody to hand the group to
-          r = await this.#runner.call((k) => k.promote(heir)).catch(() => undefined);
-        } else {
-          r = await this.#runner.call((k) => k.remove(k.id)).catch(() => undefined);
-          removing = r?.ok === true;
-        }
-        if (!removing) {
-          await this.status.waitFor((s) => s.committed > core.committed || s.role !== "leader", {
-            timeoutMs: this.#tickMs * 2,
-          }).catch(() => {});
-        }
-      }
-      if (removing) {
-        await this.status.waitFor((s) => s.role !== "leader", {
-          timeoutMs: Math.max(1, deadline - Date.now()),
-        }).catch(() => {});
-      }
-      const core = this.#runner.core;
-      if (core.role === "leader") {
-        // Could not remove ourselves in time: hand leadership to the most caught-up voter.
-        const target = core.membership.voters
-          .filter((v) => v !== core.id)
-          .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
-        if (target !== undefined) {
-          await this.#runner.call((k) => k.transferLeadership(target)).catch(() => {});
-          await this.status.waitFor((s) => s.role !== "leader", {
-            timeoutMs: c.electionTimeout,
-          }).catch(() => {});
-        }
-      }
-    }
+    const deadline = Date.now() + c.electionTimeout * 2;
+    if (this.#runner.core.role !== "leader") await this.#awaitRemoval(deadline);
+    if (this.#runner.core.role === "leader") await this.#leaveAsLeader();
     for (const peer of this.#opts.link.bonded()) this.#opts.link.send(peer, { t: "bye" });
     await this.close();
+  }
+
+  /**
+   * A non-leader's part of {@link leave}: says it is leaving each heartbeat and waits
+   * until the configuration that removed this node is committed (or it never
+   * was a member), it became leader, or `deadline` passed.
+   */
+  async #awaitRemoval(deadline: number): Promise<void> {
+    const c = this.#opts.definition.consensus;
+    for (;;) {
+      const core = this.#runner.core;
+      if (!core.inConfiguration() || core.role === "leader" || Date.now() >= deadline) return;
+      for (const peer of this.#opts.link.bonded()) this.#opts.link.send(peer, this.#info());
+      await this.status.waitFor(
+        () => !this.#runner.core.inConfiguration() || this.#runner.core.role === "leader",
+        { timeoutMs: Math.max(1, Math.min(c.heartbeatInterval, deadline - Date.now())) },
+      ).catch(() => {});
+    }
+  }
+
+  /** A leader's part of {@link leave}: remove itself, else hand leadership over. */
+  async #leaveAsLeader(): Promise<void> {
+    const c = this.#opts.definition.consensus;
+    // First remove ourselves from the voters, committed by the others: a departed voter must
+    // never be needed for a quorum (with two voters, handing over alone would stall the group).
+    const deadline = Date.now() + c.electionTimeout * 2;
+    let removing = false;
+    while (!removing && Date.now() < deadline && this.#runner.core.role === "leader") {
+      const core = this.#runner.core;
+      let r: { ok: boolean } | undefined;
+      if (core.membership.voters.every((v) => v === core.id)) {
+        // The only voter: first promote the most caught-up learner that may vote.
+        const heir = core.membership.learners
+          .filter((l) => this.#peers.get(l)?.observer === false)
+          .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
+        if (heir === undefined) break; // nobody to hand the group to
+        r = await this.#runner.call((k) => k.promote(heir)).catch(() => undefined);
+      } else {
+        r = await this.#runner.call((k) => k.remove(k.id)).catch(() => undefined);
+        removing = r?.ok === true;
+      }
+      if (!removing) {
+        await this.status.waitFor((s) => s.committed > core.committed || s.role !== "leader", {
+          timeoutMs: this.#tickMs * 2,
+        }).catch(() => {});
+      }
+    }
+    if (removing) {
+      await this.status.waitFor((s) => s.role !== "leader", {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      }).catch(() => {});
+    }
+    const core = this.#runner.core;
+    if (core.role === "leader") {
+      // Could not remove ourselves in time: hand leadership to the most caught-up voter.
+      const target = core.membership.voters
+        .filter((v) => v !== core.id)
+        .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
+      if (target !== undefined) {
+        await this.#runner.call((k) => k.transferLeadership(target)).catch(() => {});
+        await this.status.waitFor((s) => s.role !== "leader", {
+          timeoutMs: c.electionTimeout,
+        }).catch(() => {});
+      }
+    }
   }
 
   /**
@@ -586,6 +621,7 @@ export class GroupDriver<M extends AnyStateMachine> {
       observer: this.#observer,
       leader: core.role === "leader",
       voters: core.membership.voters.length,
+      ...(this.#leaving ? { leaving: true } : {}),
     };
   }
 

@@ -280,7 +280,10 @@ export interface Group<M extends AnyStateMachine> extends AsyncDisposable {
    * Leaves gracefully: the departure is sent and flushed to every bond; same
    * as {@link close}. A leader first hands the group over (it removes itself
    * from the voters, else transfers leadership), which can take up to about
-   * three election timeouts.
+   * three election timeouts. Any other member first asks the leader to remove
+   * it and keeps replicating until that removal is committed (at most two
+   * election timeouts), so the group never depends on a member that left —
+   * for example one the leader was just promoting to voter.
    * Only the last handle of a group makes it leave; others just close.
    *
    * @param options accepted for symmetry with the other calls; the current

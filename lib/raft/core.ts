@@ -180,6 +180,18 @@ export class RaftCore {
   isVoter(id: NodeId = this.id): boolean {
     return this.#membership.voters.includes(id);
   }
+  /**
+   * True once this node, having been a member, is left out of a committed
+   * configuration (the leader's removal of it took effect); false again if it
+   * is added back or reset.
+   */
+  get removed(): boolean {
+    return this.#removedReported;
+  }
+  /** True when this node is in its current configuration, or was and its removal is not committed yet. */
+  inConfiguration(): boolean {
+    return this.isMember() || (this.#wasMember && !this.#removedReported);
+  }
   /** True when `id` is a voter or learner in the current configuration. */
   isMember(id: NodeId = this.id): boolean {
     return this.isVoter(id) || this.#membership.learners.includes(id);

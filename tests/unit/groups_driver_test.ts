@@ -12,6 +12,8 @@ import type { Group } from "../../lib/groups/types.ts";
 import { PeerId } from "../../lib/primitives/ids.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { EncodingError } from "../../lib/wire/errors.ts";
+import { decodeEntry } from "../../lib/wire/entry.ts";
+import { SystemEntry } from "../../storage/types.ts";
 
 type Cmd = CounterCommand;
 
@@ -43,11 +45,14 @@ function definition(key: GroupKey): GroupDefinition<Counter> {
 class Fabric {
   readonly drivers = new Map<string, GroupDriver<Counter>>();
   readonly cut = new Set<string>();
+  /** Messages for which this answers true are lost on the way. */
+  drop: ((from: string, to: string, message: GroupMessage) => boolean) | undefined;
 
   link(self: string): GroupLink {
     return {
       send: (peer: string, message: GroupMessage): boolean => {
         if (!this.#up(self, peer)) return false;
+        if (this.drop?.(self, peer, message)) return true;
         queueMicrotask(() => {
           if (this.#up(self, peer)) this.drivers.get(peer)?.onMessage(self, message);
         });
@@ -228,3 +233,69 @@ test("driver: bad input and offline calls fail with their typed errors", async (
     await fabric.close();
   }
 }, { timeout: 20_000 });
+
+/** True when `message` is an append carrying a configuration in which `peer` votes. */
+function promotes(message: GroupMessage, peer: string): boolean {
+  if (message.t !== "raft" || message.m.type !== "append") return false;
+  return (message.m.entries as Uint8Array[]).some((bytes) => {
+    const command = decodeEntry(bytes).command;
+    return command instanceof SystemEntry && command.body.type === "membership" &&
+      command.body.voters.includes(peer);
+  });
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, what: string, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test(
+  "driver: a learner that leaves while its promotion is in flight stays until removed, and the group goes on",
+  async () => {
+    const fabric = new Fabric();
+    const key = GroupKey.generate();
+    try {
+      const [lid, leader] = await fabric.add(key, 11);
+      await eventually(
+        () => leader.runner.core.role === "leader" && leader.runner.core.committedInTerm(),
+        5000,
+        "a lone leader",
+      );
+      const xid = new PeerId(new SeededRng(22).bytes(32)).toHex();
+      // The leader's append that makes X a voter does not reach X (yet).
+      fabric.drop = (from, to, m) => from === lid && to === xid && promotes(m, xid);
+      const [, x] = await fabric.add(key, 22);
+      await eventually(
+        () => leader.runner.core.membership.voters.includes(xid),
+        5000,
+        "the leader to propose X as a voter",
+      );
+      assert(!leader.runner.core.canChangeMembership(), "the promotion is not committed");
+      // X leaves now: the configuration {leader, X} in the leader's log needs X's ack to commit.
+      const leaving = x.leave();
+      fabric.drop = undefined;
+      await within(leaving, "X's leave", 5000);
+      fabric.drivers.delete(xid);
+      for (const d of fabric.drivers.values()) d.onPeerDown(xid);
+      // The leader commits again, alone, and X is out of the configuration.
+      const range = await within(leader.submit([{ add: 1 }], true), "a write after X left", 5000);
+      assert(range.start > 0);
+      assertEquals(leader.runner.core.membership.voters, [lid]);
+      assertEquals(leader.runner.core.membership.learners, []);
+      assert(x.runner.core.removed, "X saw its removal committed before it left");
+    } finally {
+      await fabric.close();
+    }
+  },
+  { timeout: 20_000 },
+);

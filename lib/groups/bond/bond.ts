@@ -687,7 +687,8 @@ function parseFrame(value: unknown): BondFrame | undefined {
     case "info":
       return isNat(f.committed) && typeof f.observer === "boolean" &&
           typeof f.leader === "boolean" && isNat(f.voters) &&
-          (f.clusterId === undefined || isShortString(f.clusterId))
+          (f.clusterId === undefined || isShortString(f.clusterId)) &&
+          (f.leaving === undefined || typeof f.leaving === "boolean")
         ? f as BondFrame
         : undefined;
     case "dissolve":
