@@ -41,6 +41,7 @@ export interface DemoOptions {
 
 /** Bad demo flags: printed with a hint, exit status 2. */
 export class DemoUsageError extends Error {
+  /** Always `"DemoUsageError"`. */
   override name = "DemoUsageError";
 }
 

@@ -299,27 +299,42 @@ export class CoreRunner<M extends AnyStateMachine> {
   async #apply(range: IndexRange, cached: ReadonlyMap<Index, LogEntry<unknown>>): Promise<void> {
     const machine = this.#opts.machine;
     let batch: CommandOf<M>[] = [];
-    let batchEnd: Cursor = this.#lastApplied;
+    let positions: Cursor[] = [];
+    const context = (at: Cursor): ApplyContext => ({
+      committed: () => ({
+        term: this.core.log.termAt(this.core.committed) ?? 0,
+        index: this.core.committed,
+      }),
+      logPosition: () => at,
+      currentTerm: () => this.core.term,
+    });
+    const failed = (index: Index, error: unknown) => {
+      // bounded: a machine that throws on every command must not grow memory
+      if (this.applyErrors.length >= 100) this.applyErrors.shift();
+      this.applyErrors.push({ index, error });
+    };
     const flush = () => {
       if (batch.length === 0) return;
-      const at = batchEnd;
-      const ctx: ApplyContext = {
-        committed: () => ({
-          term: this.core.log.termAt(this.core.committed) ?? 0,
-          index: this.core.committed,
-        }),
-        logPosition: () => at,
-        currentTerm: () => this.core.term,
-      };
-      try {
-        if (machine.applyBatch !== undefined) machine.applyBatch(batch, ctx);
-        else for (const c of batch) machine.apply(c, ctx);
-      } catch (error) {
-        // bounded: a machine that throws on every command must not grow memory
-        if (this.applyErrors.length >= 100) this.applyErrors.shift();
-        this.applyErrors.push({ index: at.index, error });
+      if (machine.applyBatch !== undefined) {
+        const at = positions[positions.length - 1]!;
+        try {
+          machine.applyBatch(batch, context(at));
+        } catch (error) {
+          failed(at.index, error);
+        }
+      } else {
+        // One command at a time, each with its own position: a command that throws is
+        // skipped alone, the same way on every member, wherever batches happen to end.
+        for (let k = 0; k < batch.length; k++) {
+          try {
+            machine.apply(batch[k]!, context(positions[k]!));
+          } catch (error) {
+            failed(positions[k]!.index, error);
+          }
+        }
       }
       batch = [];
+      positions = [];
     };
     // Entries no longer cached (a restart replays the whole log) are read in windows.
     let window: LogEntry<CommandOf<M>>[] = [];
@@ -337,7 +352,7 @@ export class CoreRunner<M extends AnyStateMachine> {
       if (e === undefined) throw new Error(`Cannot apply entry ${i}: missing from storage`);
       if (!SystemEntry.is(e.command)) {
         batch.push(e.command as CommandOf<M>);
-        batchEnd = { term: e.term, index: e.index };
+        positions.push({ term: e.term, index: e.index });
       }
       this.#lastApplied = { term: e.term, index: e.index };
       this.#checkCommandWaiters(e);

@@ -46,13 +46,21 @@ export interface StateMachine<C, Q, R> {
   signature(): string;
   /**
    * Applies one committed command. Must be deterministic and must not throw for valid commands.
+   * A command that throws is skipped (its effects so far stay) and recorded; every member
+   * skips it the same way, since each command is applied on its own.
    *
    * @param command the command, as given to `execute` or `feed` on some member
-   * @param ctx where in the log the command is
+   * @param ctx where in the log the command is (`logPosition` is this command's)
    */
   apply(command: C, ctx: ApplyContext): void;
   /**
    * Applies several committed commands in order; used instead of `apply` when present.
+   *
+   * Which commands arrive together is a matter of timing and differs between
+   * members (and between a live run and a replay after restart), so the result
+   * must be exactly that of applying the commands one by one, and it must not
+   * throw: a throw skips the rest of that batch, which would make members
+   * diverge.
    *
    * @param commands the commands, in log order
    * @param ctx where in the log they are (`logPosition` is the last one's)

@@ -384,3 +384,57 @@ test("runner: a restart replays a log longer than the entry cache, read in windo
     await runner.settled();
   }
 });
+
+test("runner: each command is applied with its own position, and one that throws is skipped alone", async () => {
+  /** Records what it applies; throws on a negative add. */
+  class Picky extends Counter {
+    readonly seen: [number, number][] = [];
+    override apply(command: Cmd, ctx: Parameters<Counter["apply"]>[1]): void {
+      if (command.add < 0) throw new RangeError("negative");
+      super.apply(command, ctx);
+      this.seen.push([command.add, ctx.logPosition().index]);
+    }
+  }
+  const store = new AsyncStore();
+  await store.inner.append([{
+    index: 1,
+    term: 1,
+    command: new SystemEntry({
+      type: "bootstrap",
+      clusterId: "c1",
+      voters: ["n1"],
+    }) as unknown as Cmd,
+  }]);
+  // One replayed batch: 2..6, with the throwing command in the middle.
+  const adds = [1, 2, -1, 4, 8];
+  await store.inner.append(adds.map((add, k) => ({ index: k + 2, term: 1, command: { add } })));
+  store.inner.saveHardState({ term: 1, votedFor: "n1" });
+  const machine = new Picky();
+  const runner = await CoreRunner.open({
+    raft: {
+      id: "n1",
+      electionTicks: 3,
+      electionJitterTicks: 1,
+      heartbeatTicks: 1,
+      bootstrapTicks: 0,
+      leadershipMultiplier: 1,
+      canVote: true,
+      autoBootstrap: false,
+      rng: new SeededRng(1),
+    },
+    machine,
+    storage: store,
+    send: () => {},
+  });
+  try {
+    for (let t = 0; t < 200 && machine.value !== 15; t++) {
+      runner.tick();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assertEquals(machine.value, 15, "the commands after the throwing one were applied");
+    assertEquals(machine.seen, [[1, 2], [2, 3], [4, 5], [8, 6]], "each at its own index");
+    assertEquals(runner.applyErrors.map((e) => e.index), [4]);
+  } finally {
+    runner.close();
+  }
+});
