@@ -13,14 +13,16 @@ export type Unsent<C, Q> =
   | { readonly kind: "query"; readonly query: Q };
 
 /**
- * No leader was reachable, or forwarding to the leader timed out, so nothing
- * of the call was accepted by a leader. The unsent commands (or the query)
- * ride along so the caller can retry them, for instance after
- * `await group.when().online()`.
+ * No leader was reachable, or forwarding to the leader timed out. The
+ * commands (or the query) ride along so the caller can retry them, for
+ * instance after `await group.when().online()`.
  *
- * Commands carried here were never assigned an index; retrying them cannot
- * apply them twice. (A command that was assigned an index and then lost is
- * reported by {@link CommandLostError} instead.)
+ * When no leader was known, the commands were never sent and retrying cannot
+ * apply them twice. When forwarding timed out, the leader may have received
+ * them and may still commit them: a retry can then apply a command twice, so
+ * make commands idempotent (e.g. carry a request id the machine remembers)
+ * when that matters. A command that was assigned an index and then lost is
+ * reported by {@link CommandLostError} instead.
  *
  * @example Retrying once the group is back online
  * ```ts
@@ -32,7 +34,7 @@ export type Unsent<C, Q> =
  *       return await group.execute(command);
  *     } catch (err) {
  *       if (!(err instanceof OfflineError)) throw err;
- *       // err.commands holds [command]: it was never given an index, so resending is safe.
+ *       // err.commands holds [command]; a set of the same value is idempotent, so resending is safe.
  *       await group.when().online({ signal: AbortSignal.timeout(30_000) });
  *     }
  *   }

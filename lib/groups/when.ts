@@ -172,9 +172,10 @@ export class When {
   }
 
   /**
-   * Waits until this node is online: it is the leader, or a leader is known
-   * and this node is in sync with it (as computed by the driver). Commands and
-   * strong queries sent while online go straight to a live leader.
+   * Waits until this node is online: it knows a leader (itself or another)
+   * and is not campaigning. Online says nothing about how far behind the
+   * leader this node's log is, and a leader it still believes in may just have
+   * died: calls made while online can still fail with `OfflineError`.
    *
    * @param options abort signal
    * @returns nothing; at once if online now
