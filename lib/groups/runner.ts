@@ -286,10 +286,26 @@ export class CoreRunner<M extends AnyStateMachine> {
       this.#lastApplied = { term: 0, index: 0 };
       await this.#opts.machine.reset?.();
     }
+    // A leader's appends and heartbeats go out before its own write (Raft thesis §10.2.1): the
+    // followers persist in parallel with it, and the core counts the leader's own copy only
+    // once `advance` says it is durable. Everything else — responses, votes, anything in a
+    // Ready that changes the hard state or truncates — waits for the writes it depends on.
+    let early = false;
+    if (
+      rd.hardState === undefined && rd.truncateFrom === undefined && !rd.resetLog &&
+      rd.entries.length > 0 && this.core.role === "leader"
+    ) {
+      early = true;
+      for (const m of rd.messages) {
+        if (m.type === "append" || m.type === "heartbeat") this.#opts.send(m.to, m);
+      }
+    }
     if (rd.hardState !== undefined) await s.saveHardState(rd.hardState);
     if (rd.truncateFrom !== undefined) await s.truncate(rd.truncateFrom);
     if (rd.entries.length > 0) await s.append(rd.entries as LogEntry<CommandOf<M>>[]);
-    for (const m of rd.messages) this.#opts.send(m.to, m);
+    for (const m of rd.messages) {
+      if (!early || (m.type !== "append" && m.type !== "heartbeat")) this.#opts.send(m.to, m);
+    }
     if (rd.apply !== undefined) await this.#apply(rd.apply.range, rd.apply.entries);
     const fetched: LogEntry<CommandOf<M>>[][] = [];
     for (const r of rd.fetch) fetched.push(await s.getRange(r.start, r.end));

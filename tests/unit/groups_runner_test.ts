@@ -16,11 +16,14 @@ type Cmd = CounterCommand;
 class AsyncStore implements Storage<Cmd> {
   readonly inner = new InMemoryLogStore<Cmd>();
   failAppends = false;
+  /** While set, appends wait for it (a slow disk). */
+  gate: Promise<void> | undefined;
   #later<T>(f: () => T): Promise<T> {
     return Promise.resolve().then(() => Promise.resolve()).then(f);
   }
   append(entries: readonly LogEntry<Cmd>[]) {
     if (this.failAppends) return Promise.reject(new Error("disk full"));
+    if (this.gate !== undefined) return this.gate.then(() => this.inner.append(entries));
     return this.#later(() => this.inner.append(entries));
   }
   available() {
@@ -436,5 +439,35 @@ test("runner: each command is applied with its own position, and one that throws
     assertEquals(runner.applyErrors.map((e) => e.index), [4]);
   } finally {
     runner.close();
+  }
+});
+
+test("runner: a leader's appends leave before its own write, and it counts itself only once durable", async () => {
+  const hub = new Hub();
+  for (const id of ["n1", "n2"]) await hub.add(id, new AsyncStore(), ["n1", "n2"]);
+  try {
+    await hub.until(() => hub.leader() !== undefined);
+    await hub.run(3);
+    const [leaderId, leader] = hub.leader()!;
+    const follower = [...hub.nodes].find(([id]) => id !== leaderId)![1];
+    let release!: () => void;
+    leader.store.gate = new Promise<void>((r) => (release = r));
+    const p = await leader.runner.propose([{ add: 7 }]);
+    assert(p.ok);
+    const index = p.range.end;
+    await hub.settle();
+    await hub.deliver();
+    // The follower holds the entry while the leader's own write is still pending…
+    assertEquals((await follower.store.inner.get(index))?.command, { add: 7 });
+    assertEquals(leader.store.inner.available().end < index, true, "the leader's write is pending");
+    // …and with two voters the entry is not committed until the leader's copy is durable too.
+    assert(leader.runner.core.committed < index, "not committed without the leader's durable copy");
+    assertEquals(leader.machine.value, 0);
+    release();
+    leader.store.gate = undefined;
+    await hub.until(() => leader.machine.value === 7 && follower.machine.value === 7);
+    assert(leader.runner.core.committed >= index);
+  } finally {
+    hub.close();
   }
 });
