@@ -189,11 +189,13 @@ export {
 } from "./lib/groups/errors.ts";
 export {
   type Bond,
+  type BondMetrics,
   type Bonds,
   Consistency,
   type ConsistencyValues,
   type Group,
   type GroupConfig,
+  type GroupMetrics,
   type GroupRole,
   type GroupStatus,
   type QueryResult,
@@ -201,3 +203,14 @@ export {
   type StateReverted,
 } from "./lib/groups/types.ts";
 export type { CommittedWatcher, LogWatcher, When } from "./lib/groups/when.ts";
+export { type HistogramSnapshot, LATENCY_BUCKETS_MS } from "./lib/metrics/histogram.ts";
+export type { MetricsConfig } from "./lib/metrics/config.ts";
+export {
+  consoleLogger,
+  type ConsoleLoggerOptions,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  type LogThreshold,
+  type LogValue,
+} from "./lib/log/logger.ts";

@@ -5,6 +5,7 @@ import {
   DecodeError,
   DEFAULT_MAX_FRAME_SIZE,
   encode,
+  FRAME_HEADER_SIZE,
   FrameDecoder,
   FrameTooLargeError,
   WireError,
@@ -77,6 +78,8 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
   /** Serializes sends, likewise; settles (never rejects) when the last send is queued. */
   #sending: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | undefined;
+  #bytesIn = 0;
+  #bytesOut = 0;
 
   /**
    * @param stream the stream to use; its readable and writable are locked from now on
@@ -96,6 +99,16 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
       this.#reader.releaseLock();
       throw err;
     }
+  }
+
+  /** Bytes read from the stream so far (frames with their length prefixes, as they arrived). */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  /** Bytes of the frames queued on the stream so far, length prefixes included. */
+  get bytesOut(): number {
+    return this.#bytesOut;
   }
 
   /** Largest payload in bytes, sent or received. */
@@ -135,6 +148,7 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
     );
     this.#sending = sent.catch(() => {});
     await sent;
+    this.#bytesOut += FRAME_HEADER_SIZE + payload.byteLength;
   }
 
   /**
@@ -222,6 +236,7 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
           this.#decoder.finish();
           this.#ended = true;
         } else {
+          this.#bytesIn += chunk.value.byteLength;
           for (const payload of this.#decoder.push(chunk.value)) this.#payloads.push(payload);
         }
       } catch (err) {

@@ -3,6 +3,7 @@
 import type { NodeId } from "../raft/types.ts";
 import { type Cursor, type Index, IndexRange, type Term } from "../primitives/cursor.ts";
 import { PeerId } from "../primitives/ids.ts";
+import { SHORT_HEX_CHARS } from "../primitives/digest.ts";
 import { type Rng, SeededRng } from "../primitives/rng.ts";
 import { assertEncodable } from "../wire/codec.ts";
 import { LeadershipPreference } from "../machine/leadership.ts";
@@ -13,7 +14,17 @@ import { CoreRunner, ReadDroppedError } from "./runner.ts";
 import { raftFromWire, raftToWire, type WireRaftMessage } from "./raft_wire.ts";
 import { CatchUp, serveSync, type SyncMessage } from "./state_sync.ts";
 import { LogReplaySync } from "../machine/log_replay.ts";
-import type { Consistency, GroupRole, GroupStatus, QueryResult, StateReverted } from "./types.ts";
+import type {
+  Consistency,
+  GroupMetrics,
+  GroupRole,
+  GroupStatus,
+  QueryResult,
+  StateReverted,
+} from "./types.ts";
+import type { RaftEvent } from "../raft/types.ts";
+import { LatencyHistogram } from "../metrics/histogram.ts";
+import { type Log, QUIET } from "../log/logger.ts";
 import { Watch } from "./watch.ts";
 import { groupStatusEquals } from "./when.ts";
 
@@ -78,6 +89,19 @@ export interface DriverOptions<M extends AnyStateMachine> {
   readonly rng?: Rng;
   /** Where to publish status (default: a new Watch); lets a handle exist before the driver starts. */
   readonly status?: Watch<GroupStatus>;
+  /** Where this group's log records go (default: nowhere). */
+  readonly log?: Log;
+}
+
+/** The driver's counters since it started (see {@link GroupMetrics} for their meaning). */
+interface Counters {
+  electionsStarted: number;
+  electionsWon: number;
+  leaderChanges: number;
+  proposals: number;
+  proposalsFailed: number;
+  forwarded: number;
+  forwardsServed: number;
 }
 
 interface PeerInfo {
@@ -154,6 +178,25 @@ export class GroupDriver<M extends AnyStateMachine> {
   #leaving = false;
   /** Sync requests being answered from storage (reads that may overlap the runner's writes). */
   readonly #serving = new Set<Promise<void>>();
+  readonly #log: Log;
+  readonly #counters: Counters = {
+    electionsStarted: 0,
+    electionsWon: 0,
+    leaderChanges: 0,
+    proposals: 0,
+    proposalsFailed: 0,
+    forwarded: 0,
+    forwardsServed: 0,
+  };
+  readonly #latency = new LatencyHistogram();
+  /** The core role at the last event (elections are told apart by what came before). */
+  #coreRole: string = "follower";
+  /** The last leader this node knew of (hex), for leaderChanges. */
+  #lastLeader: NodeId | undefined;
+  /** The role last published, for the role-change log. */
+  #publishedRole: GroupRole | undefined;
+  /** Clusters this leader has absorbed (logged once each). */
+  readonly #absorbed = new Set<string>();
 
   private constructor(
     opts: DriverOptions<M>,
@@ -163,6 +206,7 @@ export class GroupDriver<M extends AnyStateMachine> {
     sync: LogReplaySync,
   ) {
     this.#opts = opts;
+    this.#log = opts.log ?? QUIET;
     this.#selfHex = opts.self.toHex();
     this.#runner = runner;
     this.#tickMs = tickMs;
@@ -172,7 +216,15 @@ export class GroupDriver<M extends AnyStateMachine> {
       rng.int(Math.max(1, c.electionTimeoutJitter));
     this.status = opts.status ??
       new Watch<GroupStatus>(this.#computeStatus(), { equals: groupStatusEquals });
-    this.status.set(this.#computeStatus());
+    const initial = this.#computeStatus();
+    this.#publishedRole = initial.role;
+    this.status.set(initial);
+    this.#log.info("group.started", "Group started on this node", {
+      role: initial.role,
+      term: initial.term,
+      committed: initial.committed,
+      lastLogIndex: initial.logPosition.index,
+    });
     this.#catchUp = new CatchUp({
       state: () => {
         const core = this.#runner.core;
@@ -230,6 +282,9 @@ export class GroupDriver<M extends AnyStateMachine> {
       storage: opts.definition.storage,
       owner: { group: opts.definition.groupId.toHex(), member: opts.self.toHex() },
       send: (to, m) => void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
+      onEvents: (events) => {
+        if (ref.driver !== undefined) ref.driver.#onEvents(events);
+      },
       onProgress: () => {
         if (ref.driver !== undefined) ref.driver.#publish();
       },
@@ -344,8 +399,17 @@ export class GroupDriver<M extends AnyStateMachine> {
     for (const c of commands) assertEncodable(c);
     signal?.throwIfAborted();
     const timeout = this.#opts.definition.consensus.forwardTimeout;
-    const assigned = await this.#assign(commands, timeout, signal);
-    if (waitCommit) await this.#runner.waitApplied(assigned.range, assigned.term, signal);
+    const started = performance.now();
+    let assigned: { range: IndexRange; term: Term };
+    try {
+      assigned = await this.#assign(commands, timeout, signal);
+      this.#counters.proposals += commands.length;
+      if (waitCommit) await this.#runner.waitApplied(assigned.range, assigned.term, signal);
+    } catch (err) {
+      this.#counters.proposalsFailed += commands.length;
+      throw err;
+    }
+    if (waitCommit) this.#latency.observe(performance.now() - started);
     return assigned.range;
   }
 
@@ -443,7 +507,9 @@ export class GroupDriver<M extends AnyStateMachine> {
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#forwards.set(id, { resolve: (v) => done(undefined, v), reject: (e) => done(e) });
-      if (!this.#opts.link.send(leader, { t: "fwd", id, commands })) {
+      if (this.#opts.link.send(leader, { t: "fwd", id, commands })) {
+        this.#counters.forwarded += commands.length;
+      } else {
         done(new Error("no bond to the leader"));
       }
     });
@@ -452,6 +518,7 @@ export class GroupDriver<M extends AnyStateMachine> {
   async #serveForward(from: NodeId, id: number, commands: readonly unknown[]): Promise<void> {
     try {
       const r = await this.#runner.propose(commands as CommandOf<M>[]);
+      if (r.ok) this.#counters.forwardsServed += commands.length;
       this.#opts.link.send(
         from,
         r.ok
@@ -503,9 +570,19 @@ export class GroupDriver<M extends AnyStateMachine> {
     this.#leaving = true;
     const c = this.#opts.definition.consensus;
     const deadline = Date.now() + c.electionTimeout * 2;
+    this.#log.info("group.leaving", "Leaving the group", {
+      role: this.status.get().role,
+      term: this.#runner.core.term,
+    });
     if (this.#runner.core.role !== "leader") await this.#awaitRemoval(deadline);
     if (this.#runner.core.role === "leader") await this.#leaveAsLeader();
+    const removed = !this.#runner.core.inConfiguration();
     for (const peer of this.#opts.link.bonded()) this.#opts.link.send(peer, { t: "bye" });
+    this.#log.info(
+      "group.left",
+      removed ? "Left the group" : "Left the group before its removal was committed",
+      { removed },
+    );
     await this.close();
   }
 
@@ -566,6 +643,12 @@ export class GroupDriver<M extends AnyStateMachine> {
         .filter((v) => v !== core.id)
         .sort((a, b) => (core.matchIndex(b) ?? 0) - (core.matchIndex(a) ?? 0))[0];
       if (target !== undefined) {
+        this.#log.info(
+          "leader.transfer",
+          "Handing leadership over before leaving",
+          { term: core.term },
+          target,
+        );
         await this.#runner.call((k) => k.transferLeadership(target)).catch(() => {});
         await this.status.waitFor((s) => s.role !== "leader", {
           timeoutMs: c.electionTimeout,
@@ -582,6 +665,13 @@ export class GroupDriver<M extends AnyStateMachine> {
   async close(reason: Error = new GroupTerminatedError()): Promise<void> {
     if (this.#closed) return await this.#settled();
     this.#closed = true;
+    if (reason instanceof GroupTerminatedError && reason.cause === undefined) {
+      this.#log.info("group.closed", "Group stopped on this node");
+    } else {
+      this.#log.error("group.failed", `Group stopped: ${describe(reason)}`, {
+        error: reason.name,
+      });
+    }
     clearInterval(this.#timer);
     this.#runner.close(reason);
     this.#catchUp.close();
@@ -653,11 +743,36 @@ export class GroupDriver<M extends AnyStateMachine> {
         clusterId: p.clusterId,
       };
       if (absorbs(theirs, mine)) {
+        this.#log.warn(
+          "merge.lost",
+          "Met a cluster that absorbs this one: dissolving it",
+          {
+            cluster: core.clusterId,
+            winner: p.clusterId,
+            committed: mine.committed,
+            winnerCommitted: theirs.committed,
+          },
+          peer,
+        );
         for (const member of this.#opts.link.bonded()) {
           this.#opts.link.send(member, { t: "dissolve", clusterId: core.clusterId });
         }
         this.#loseMerge(p.clusterId);
         return;
+      }
+      if (!this.#absorbed.has(p.clusterId)) {
+        this.#absorbed.add(p.clusterId);
+        this.#log.info(
+          "merge.won",
+          "Met another cluster of this group; it will dissolve and join this one",
+          {
+            cluster: core.clusterId,
+            other: p.clusterId,
+            committed: mine.committed,
+            otherCommitted: theirs.committed,
+          },
+          peer,
+        );
       }
     }
   }
@@ -668,6 +783,11 @@ export class GroupDriver<M extends AnyStateMachine> {
     const lostCluster = core.clusterId;
     if (lostCluster === undefined || this.#closed) return;
     if (this.#opts.definition.machine.reset === undefined) {
+      this.#log.error(
+        "merge.lost",
+        "Cluster lost a merge and the state machine has no reset(): leaving the group",
+        { cluster: lostCluster, ...(winner === undefined ? {} : { winner }) },
+      );
       void this.close(
         new GroupTerminatedError("stay in the group", {
           cause: new MergeLostError(winner ?? "(another)"),
@@ -681,6 +801,17 @@ export class GroupDriver<M extends AnyStateMachine> {
       committedBefore: core.committed,
       logPositionBefore: core.log.lastCursor(),
     };
+    this.#log.warn(
+      "state.reverted",
+      `Cluster lost a merge: discarding ${core.committed} committed entries to rejoin as a new member`,
+      {
+        cluster: lostCluster,
+        ...(winner === undefined ? {} : { winner }),
+        committedBefore: this.#reverted.committedBefore,
+        lastLogIndexBefore: this.#reverted.logPositionBefore.index,
+        count: this.#reverted.count,
+      },
+    );
     void this.#runner.call((c) => c.resetToEmpty());
     this.#publish();
   }
@@ -780,8 +911,139 @@ export class GroupDriver<M extends AnyStateMachine> {
     }
   }
 
+  /**
+   * Counts elections and leader changes and logs them, from the core's
+   * events (already persisted). Roles come in order, so `candidate` after
+   * anything is an election, and `leader` right after `candidate` (or a
+   * bootstrap) a win.
+   */
+  #onEvents(events: readonly RaftEvent[]): void {
+    const log = this.#log;
+    for (const e of events) {
+      switch (e.type) {
+        case "roleChanged": {
+          const before = this.#coreRole;
+          this.#coreRole = e.role;
+          if (e.role === "precandidate") {
+            log.debug("election.prevote", `Pre-vote for term ${e.term + 1} started`, {
+              term: e.term + 1,
+            });
+          } else if (e.role === "candidate") {
+            this.#counters.electionsStarted++;
+            log.info("election.started", `Election for term ${e.term} started`, { term: e.term });
+          } else if (e.role === "leader") {
+            this.#counters.electionsWon++;
+            log.info("election.won", `Election for term ${e.term} won`, { term: e.term });
+          } else if (before === "candidate" || before === "precandidate") {
+            log.info(
+              "election.lost",
+              before === "candidate"
+                ? `Election lost; follower in term ${e.term}`
+                : `Pre-vote lost; follower in term ${e.term}`,
+              { term: e.term, preVote: before === "precandidate" },
+            );
+          }
+          break;
+        }
+        case "leaderChanged":
+          if (e.leader !== undefined && e.leader !== this.#lastLeader) {
+            this.#counters.leaderChanges++;
+            this.#lastLeader = e.leader;
+            log.info(
+              "leader.changed",
+              e.leader === this.#selfHex
+                ? `This node leads in term ${e.term}`
+                : `New leader in term ${e.term}`,
+              { term: e.term, leader: shortHex(e.leader) },
+              e.leader === this.#selfHex ? undefined : e.leader,
+            );
+          }
+          break;
+        case "membershipChanged":
+          log.info(
+            "membership.changed",
+            `Configuration at index ${e.index}: ${e.membership.voters.length} voters, ${e.membership.learners.length} learners`,
+            {
+              index: e.index,
+              voters: e.membership.voters.map(shortHex),
+              learners: e.membership.learners.map(shortHex),
+            },
+          );
+          break;
+        case "bootstrapped":
+          // Founding a cluster is a one-voter election this node wins at once.
+          this.#counters.electionsStarted++;
+          log.info("cluster.bootstrapped", "Founded a new cluster as its only voter", {
+            cluster: e.clusterId,
+          });
+          break;
+        case "joinedCluster":
+          log.info("cluster.joined", "Joined the cluster of the leader", {
+            cluster: e.clusterId,
+          }, e.leader);
+          break;
+        case "removed":
+          log.info("membership.removed", "This node was removed from the configuration");
+          break;
+        case "transferAborted":
+          log.warn(
+            "leader.transfer_aborted",
+            "Leadership transfer did not finish in time",
+            {},
+            e.target,
+          );
+          break;
+        case "foreignCluster":
+          break;
+      }
+    }
+  }
+
+  /**
+   * The metrics of this group on this node, without the bonds (the host
+   * knows those).
+   */
+  metrics(): Omit<GroupMetrics, "bonds"> {
+    const core = this.#runner.core;
+    const status = this.status.get();
+    const c = this.#counters;
+    return {
+      groupId: this.#opts.definition.groupId,
+      self: this.#opts.self,
+      role: status.role,
+      term: core.term,
+      leader: core.leader === undefined ? undefined : this.#peerId(core.leader),
+      committed: core.committed,
+      applied: this.#runner.applied.index,
+      lastLogIndex: core.log.lastIndex,
+      voters: core.membership.voters.map((v) => this.#peerId(v)),
+      learners: core.membership.learners.map((l) => this.#peerId(l)),
+      electionsStarted: c.electionsStarted,
+      electionsWon: c.electionsWon,
+      leaderChanges: c.leaderChanges,
+      proposals: c.proposals,
+      proposalsFailed: c.proposalsFailed,
+      forwarded: c.forwarded,
+      forwardsServed: c.forwardsServed,
+      mergesLost: this.#reverted?.count ?? 0,
+      commitLatency: this.#latency.snapshot(),
+    };
+  }
+
   #publish(): void {
-    if (!this.#closed) this.status.set(this.#computeStatus());
+    if (this.#closed) return;
+    const status = this.#computeStatus();
+    if (status.role !== this.#publishedRole) {
+      if (this.#publishedRole !== undefined) {
+        this.#log.info("group.role", `Role ${this.#publishedRole} -> ${status.role}`, {
+          from: this.#publishedRole,
+          to: status.role,
+          term: status.term,
+        });
+      }
+      this.#publishedRole = status.role;
+    }
+    this.status.set(status);
   }
 
   #peerId(hex: NodeId): PeerId {
@@ -812,4 +1074,20 @@ export class GroupDriver<M extends AnyStateMachine> {
       ...(this.#reverted === undefined ? {} : { stateReverted: this.#reverted }),
     };
   }
+}
+
+/** The short form of a hex PeerId (as `PeerId.short()`). */
+function shortHex(hex: string): string {
+  return hex.slice(0, SHORT_HEX_CHARS);
+}
+
+/** An error's message and the chain of its causes, for a log line. */
+function describe(err: Error): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 4; depth++) {
+    parts.push(e.message);
+    e = e.cause;
+  }
+  return parts.join(": ");
 }

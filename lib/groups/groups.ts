@@ -9,14 +9,18 @@ import { GroupDriver, type GroupLink, type GroupMessage } from "./driver.ts";
 import { GroupTerminatedError, NoCommandsError } from "./errors.ts";
 import type { GroupKey } from "./key.ts";
 import type {
+  BondMetrics,
   Bonds,
   Consistency,
   Group,
   GroupConfig,
+  GroupMetrics,
   GroupStatus,
   QueryResult,
   SignalOptions,
 } from "./types.ts";
+import { LatencyHistogram } from "../metrics/histogram.ts";
+import { type Log, QUIET } from "../log/logger.ts";
 import { Watch } from "./watch.ts";
 import { groupStatusEquals, When } from "./when.ts";
 
@@ -31,6 +35,8 @@ export interface GroupSink {
 export interface AttachedLink extends GroupLink {
   /** The current bonds of the group. */
   bonds(): Bonds;
+  /** Traffic and round-trip time of each current bond. */
+  bondMetrics(): BondMetrics[];
   /** Departs from every bond (flushing the departure) and stops routing this group's traffic. */
   detach(): Promise<void>;
 }
@@ -39,6 +45,8 @@ export interface AttachedLink extends GroupLink {
 export interface GroupHost {
   /** This node's PeerId. */
   readonly self: PeerId;
+  /** Where the groups' log records go (default: nowhere). */
+  readonly log?: Log;
   /** Starts routing traffic of the group to `sink` (bonding with its members). */
   attach(definition: GroupDefinition<AnyStateMachine>, sink: GroupSink): AttachedLink;
 }
@@ -83,6 +91,7 @@ class GroupInstance<M extends AnyStateMachine> {
       self: host.self,
       link: this.link,
       status: this.status,
+      log: (host.log ?? QUIET).forGroup(definition.groupId.short()),
     })
       .then((d) => {
         this.#driver = d;
@@ -99,6 +108,35 @@ class GroupInstance<M extends AnyStateMachine> {
       this.status.close(new GroupTerminatedError("join", { cause: err }));
       this.#stop();
     });
+  }
+
+  /** The group's metrics; before the driver has loaded its storage, from the status alone. */
+  metrics(): GroupMetrics {
+    const bonds = this.link.bondMetrics();
+    if (this.#driver !== undefined) return { ...this.#driver.metrics(), bonds };
+    const s = this.status.get();
+    return {
+      groupId: this.definition.groupId,
+      self: s.self,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      committed: s.committed,
+      applied: 0,
+      lastLogIndex: s.logPosition.index,
+      voters: [],
+      learners: [],
+      bonds,
+      electionsStarted: 0,
+      electionsWon: 0,
+      leaderChanges: 0,
+      proposals: 0,
+      proposalsFailed: 0,
+      forwarded: 0,
+      forwardsServed: 0,
+      mergesLost: 0,
+      commitLatency: LatencyHistogram.empty(),
+    };
   }
 
   /** Releases one handle; the last one leaves the group (gracefully when asked). */
@@ -204,6 +242,17 @@ export class Groups {
   }
 
   /**
+   * The metrics of every group running on this node (what
+   * `Network.builder().withMetrics(…)` serves), as `group.metrics()` gives
+   * them for one.
+   *
+   * @returns one snapshot per running group
+   */
+  metrics(): GroupMetrics[] {
+    return [...this.#active.values()].map((g) => g.metrics());
+  }
+
+  /**
    * Leaves every group gracefully; later joins throw
    * `GroupTerminatedError`. Called by `network.close()`. Idempotent.
    *
@@ -260,6 +309,9 @@ class GroupHandle<M extends AnyStateMachine> implements Group<M> {
   }
   bonds(): Bonds {
     return this.#g.link.bonds();
+  }
+  metrics(): GroupMetrics {
+    return this.#g.metrics();
   }
   config(): GroupConfig {
     const d = this.#g.definition;

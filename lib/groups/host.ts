@@ -32,11 +32,13 @@ import type { NodeId } from "../raft/types.ts";
 import type { GroupDefinition } from "./builder.ts";
 import type { GroupMessage } from "./driver.ts";
 import type { AttachedLink, GroupHost, GroupSink } from "./groups.ts";
-import type { Bond as BondInfo, Bonds } from "./types.ts";
+import type { Bond as BondInfo, BondMetrics, Bonds } from "./types.ts";
+import type { Log } from "../log/logger.ts";
 import {
   acceptBond,
   type Bond,
   type BondChannel,
+  BondError,
   type BondTimings,
   openBond,
   refuseBond,
@@ -79,11 +81,15 @@ class HostedGroup {
   /** Peers that departed, with the entry version they had then: not re-dialed until it changes. */
   readonly departed = new Map<NodeId, string>();
   detached = false;
+  readonly log: Log;
 
   constructor(
     readonly definition: GroupDefinition<AnyStateMachine>,
     readonly sink: GroupSink,
-  ) {}
+    log: Log,
+  ) {
+    this.log = log.forGroup(definition.groupId.short());
+  }
 
   get hex(): string {
     return this.definition.groupId.toHex();
@@ -108,6 +114,7 @@ const versionOf = (e: PeerEntry) => `${e.version.start}/${e.version.update}`;
 /** Routes groups' traffic over bonds on a {@link Network}. Made by `network.groups()`. */
 export class NetworkGroupHost implements GroupHost {
   readonly self: PeerId;
+  readonly log: Log;
   readonly #network: Network;
   readonly #limits: HostLimits;
   readonly #selfHex: string;
@@ -126,6 +133,7 @@ export class NetworkGroupHost implements GroupHost {
   constructor(network: Network, limits: Partial<HostLimits> = {}) {
     this.#network = network;
     this.self = network.identity.peerId;
+    this.log = network.log;
     this.#selfHex = this.self.toHex();
     this.#limits = {
       maxBonds: limits.maxBonds ?? DEFAULT_MAX_BONDS,
@@ -155,7 +163,7 @@ export class NetworkGroupHost implements GroupHost {
 
   attach(definition: GroupDefinition<AnyStateMachine>, sink: GroupSink): AttachedLink {
     if (this.#closed) throw new Error("Cannot join group: network is closed");
-    const hosted = new HostedGroup(definition, sink);
+    const hosted = new HostedGroup(definition, sink, this.#network.log);
     this.#groups.set(hosted.hex, hosted);
     this.#announce();
     this.#timer ??= setInterval(() => this.#tick(), 100);
@@ -174,6 +182,7 @@ export class NetworkGroupHost implements GroupHost {
       known: () =>
         this.#network.catalog.peersInGroup(definition.groupId).map((e) => e.peerId.toHex()),
       bonds: () => snapshot(hosted),
+      bondMetrics: () => bondMetrics(hosted),
       detach: () => this.#detach(hosted),
     };
     return link;
@@ -295,6 +304,12 @@ export class NetworkGroupHost implements GroupHost {
       });
     } catch (err) {
       this.#backoff(g, peer);
+      if (g.log.enabled("debug")) {
+        g.log.debug("bond.failed", `Bond to peer failed: ${errorText(err)}`, {
+          role: "dialer",
+          ...(err instanceof BondError ? { code: err.code, remote: err.remote } : {}),
+        }, peer);
+      }
       throw err;
     }
     this.#adopt(g, bond);
@@ -338,6 +353,16 @@ export class NetworkGroupHost implements GroupHost {
           return g.timings(this.#limits, (m, b) => this.#onMessage(g, b, m));
         },
       });
+    } catch (err) {
+      // Before the hello names a joined group there is no group to speak for: the node's log.
+      const log = hosted?.log ?? this.#network.log;
+      if (log.enabled("debug")) {
+        log.debug("bond.failed", `Bond from peer failed: ${errorText(err)}`, {
+          role: "acceptor",
+          ...(err instanceof BondError ? { code: err.code, remote: err.remote } : {}),
+        }, connectedPeer?.toHex());
+      }
+      throw err;
     } finally {
       this.#handshakes--;
       const left = (this.#pendingByPeer.get(peerKey) ?? 1) - 1;
@@ -368,9 +393,31 @@ export class NetworkGroupHost implements GroupHost {
     g.retry.delete(peer);
     g.departed.delete(peer);
     if (previous !== undefined) previous.bond.close(CloseCode.DuplicateBond, "Bond replaced");
+    g.log.info("bond.up", `Bond up (${bond.role})`, {
+      role: bond.role,
+      replaced: previous !== undefined,
+    }, peer);
     this.#spawn(bond.closed.then((info) => {
+      const current = g.bonds.get(peer)?.id === record.id;
+      const level = info.code === CloseCode.Departure || info.code === CloseCode.DuplicateBond ||
+          g.detached
+        ? "info"
+        : "warn";
+      g.log[level](
+        "bond.down",
+        `Bond down (${info.code}${info.reason === "" ? "" : `: ${info.reason}`})`,
+        {
+          code: info.code,
+          reason: info.reason,
+          remote: info.remote,
+          replaced: !current,
+          bytesIn: bond.bytesIn,
+          bytesOut: bond.bytesOut,
+        },
+        peer,
+      );
       // A bond is removed only by its own id.
-      if (g.bonds.get(peer)?.id !== record.id) return;
+      if (!current) return;
       g.bonds.delete(peer);
       if (info.code === CloseCode.Departure) {
         const entry = this.#network.catalog.get(bond.peer);
@@ -403,4 +450,24 @@ function snapshot(g: HostedGroup): Bonds {
     has: (peer: PeerId) => keys.has(peer.toHex()),
     [Symbol.iterator]: () => list[Symbol.iterator](),
   };
+}
+
+function bondMetrics(g: HostedGroup): BondMetrics[] {
+  const out: BondMetrics[] = [];
+  for (const { bond } of g.bonds.values()) {
+    out.push({
+      peerId: bond.peer,
+      bytesIn: bond.bytesIn,
+      bytesOut: bond.bytesOut,
+      messagesIn: bond.framesReceived,
+      messagesOut: bond.framesSent,
+      rttMs: bond.rttMs,
+    });
+  }
+  return out;
+}
+
+/** An error's message for a log line (never its stack). */
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

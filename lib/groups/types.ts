@@ -6,6 +6,7 @@ import type { Cursor, Index, IndexRange, Term } from "../primitives/cursor.ts";
 import type { UniqueId } from "../primitives/digest.ts";
 import type { GroupId, PeerId } from "../primitives/ids.ts";
 import type { AnyStateMachine, CommandOf, QueryOf, ResultOf } from "../machine/state_machine.ts";
+import type { HistogramSnapshot } from "../metrics/histogram.ts";
 
 /** The last argument of every Group method that can wait. */
 export interface SignalOptions {
@@ -108,6 +109,104 @@ export interface Bonds extends Iterable<Bond> {
   has(peer: PeerId): boolean;
 }
 
+/** Traffic and round-trip time of one bond, since it was established. */
+export interface BondMetrics {
+  /** The member at the other end. */
+  readonly peerId: PeerId;
+  /**
+   * Bytes received on the bond's stream (frames with their 4-byte length
+   * prefixes, the handshake included).
+   */
+  readonly bytesIn: number;
+  /** Bytes queued for the peer on the bond's stream, counted like {@link bytesIn}. */
+  readonly bytesOut: number;
+  /** Frames received after the handshake: group messages and heartbeats. */
+  readonly messagesIn: number;
+  /** Frames sent after the handshake: group messages and heartbeats. */
+  readonly messagesOut: number;
+  /**
+   * Round-trip time in milliseconds, smoothed (7/8 old + 1/8 new sample, as
+   * TCP does) over the bond's heartbeat pings and their pongs; `undefined`
+   * until the first pong (and always with a peer of a version that does not
+   * answer pings).
+   */
+  readonly rttMs: number | undefined;
+}
+
+/**
+ * A snapshot of one group on this node (`group.metrics()`): where it stands
+ * in the log, who is in it, and counters since this node joined it. The
+ * counters start at 0 on every join; plain numbers, read without locking.
+ */
+export interface GroupMetrics {
+  /** The group. */
+  readonly groupId: GroupId;
+  /** This node. */
+  readonly self: PeerId;
+  /** This node's role now (`learner`: a member that does not vote). */
+  readonly role: GroupRole;
+  /** This node's current term (not the term of its last entry). */
+  readonly term: Term;
+  /** The leader this node knows of, if any (itself when it leads). */
+  readonly leader: PeerId | undefined;
+  /** The highest index this node knows to be committed. */
+  readonly committed: Index;
+  /** The index of the last entry applied to this node's state machine. */
+  readonly applied: Index;
+  /** The index of the last entry in this node's log (possibly not committed). */
+  readonly lastLogIndex: Index;
+  /**
+   * Voters of the configuration in force here: the latest one in this node's
+   * log, committed or not (Raft uses a configuration once it is appended).
+   * Empty before this node belongs to a cluster.
+   */
+  readonly voters: readonly PeerId[];
+  /** Learners (members that replicate without voting) of the same configuration. */
+  readonly learners: readonly PeerId[];
+  /** One entry per bond up now. */
+  readonly bonds: readonly BondMetrics[];
+  /**
+   * Elections this node started: times it became a candidate (after a
+   * successful pre-vote, or at once on a leadership transfer), plus founding
+   * a cluster of its own at bootstrap (a one-voter election).
+   */
+  readonly electionsStarted: number;
+  /** Elections this node won: times it became leader (bootstrap included). */
+  readonly electionsWon: number;
+  /**
+   * Times this node learned of a leader different from the last one it knew
+   * (the first leader counts; a gap without a leader followed by the same
+   * leader does not).
+   */
+  readonly leaderChanges: number;
+  /**
+   * Commands this node's handles submitted (`execute`, `executeMany`, `feed`,
+   * `feedMany`) that a leader accepted, i.e. gave an index.
+   */
+  readonly proposals: number;
+  /**
+   * Commands this node's handles submitted that failed after validation:
+   * `OfflineError`, `CommandLostError`, an aborted wait, a closed group.
+   */
+  readonly proposalsFailed: number;
+  /**
+   * Commands this node forwarded to a leader (its own handles' commands,
+   * when it was not the leader), counted per attempt: a retry after a leader
+   * change counts again.
+   */
+  readonly forwarded: number;
+  /** Commands this node proposed as leader on behalf of other members (their forwards). */
+  readonly forwardsServed: number;
+  /** Times this node discarded its state because its cluster lost a merge. */
+  readonly mergesLost: number;
+  /**
+   * Latency of this node's own `execute` / `executeMany` calls that
+   * succeeded, one observation per call: from the call to its commands being
+   * committed and applied on this node.
+   */
+  readonly commitLatency: HistogramSnapshot;
+}
+
 /** What a group was joined with, safe to print. */
 export interface GroupConfig {
   /** The id derived from key, consensus config, machine and state sync. */
@@ -198,6 +297,36 @@ export interface Group<M extends AnyStateMachine> extends AsyncDisposable {
    * @returns the bonds now; later changes do not show in it
    */
   bonds(): Bonds;
+  /**
+   * A snapshot of this node's view of the group and its counters since it
+   * joined: role, term, leader, log indices, configuration, bonds with their
+   * traffic and round-trip times, elections, proposals, forwards and the
+   * commit latency histogram (see {@link GroupMetrics} for each field).
+   * Cheap: nothing is measured on demand. `Network.builder().withMetrics(…)`
+   * serves the same numbers to Prometheus.
+   *
+   * @returns the metrics now; later changes do not show in it
+   *
+   * @example
+   * ```ts
+   * import { ConsensusConfig, GroupKey, KeyValue, Network } from "@mosaik/mosaik";
+   * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+   *
+   * await using net = new MemoryNetwork();
+   * await using network = await Network.builder("my-app").withTransport(net.transport()).build();
+   * await using group = network.groups().withKey(GroupKey.generate())
+   *   .withStateMachine(new KeyValue())
+   *   .withConsensusConfig(ConsensusConfig.builder().withBootstrapDelay(0).build())
+   *   .join();
+   * await group.when().isLeader(); // a lone member founds the group
+   * await group.execute({ op: "set", key: "colour", value: "blue" });
+   * const m = group.metrics();
+   * if (m.role !== "leader" || m.proposals !== 1 || m.commitLatency.count !== 1) {
+   *   throw new Error("one command, proposed and committed here");
+   * }
+   * ```
+   */
+  metrics(): GroupMetrics;
   /**
    * What the group was joined with, safe to print (the key is redacted).
    *

@@ -28,6 +28,10 @@ import { Identity } from "./identity.ts";
 import { Groups } from "../groups/groups.ts";
 import { NetworkGroupHost } from "../groups/host.ts";
 import { PeerAddr, type TransportAddress } from "./peer_addr.ts";
+import { checkLogger, Log, type Logger } from "../log/logger.ts";
+import { formatPrometheus, type NodeMetrics } from "../metrics/prometheus.ts";
+import { checkMetricsConfig, type MetricsConfig } from "../metrics/config.ts";
+import type { MetricsServer } from "../metrics/server.ts";
 
 /** Stream purpose of discovery streams (the `p` field of a stream's first frame). */
 export const DISCOVERY_PURPOSE = "disc";
@@ -295,6 +299,8 @@ export class NetworkBuilder {
   readonly #tags: string[] = [];
   #groupsConfig: GroupsConfig = {};
   #discovery: Partial<DiscoveryConfig> = {};
+  #metrics: MetricsConfig | undefined;
+  #logger: Logger | undefined;
 
   /** @internal use {@link Network.builder} */
   constructor(name: string) {
@@ -397,6 +403,57 @@ export class NetworkBuilder {
   }
 
   /**
+   * Serves this node's metrics over HTTP in the Prometheus text format
+   * (0.0.4) at `/metrics`: every group running on the node, its bonds, and
+   * network-level gauges (the README's "Metrics" section lists every name
+   * and label). Any other path answers 404. Off by default. The server
+   * starts with {@link build} and stops with `network.close()`.
+   *
+   * @param config `port` (0 picks a free one, see `network.metricsAddress()`)
+   *   and `host` (default `"127.0.0.1"`, this machine only)
+   * @returns this builder
+   * @throws {RangeError} when the port is not an integer in 0–65535 or the host is empty
+   *
+   * @example
+   * ```ts
+   * import { Network } from "@mosaik/mosaik";
+   * import { MemoryNetwork } from "@mosaik/mosaik/transport/memory";
+   *
+   * await using net = new MemoryNetwork();
+   * await using network = await Network.builder("my-app")
+   *   .withTransport(net.transport())
+   *   .withMetrics({ port: 0 })
+   *   .build();
+   * const { host, port } = network.metricsAddress()!;
+   * const res = await fetch(`http://${host}:${port}/metrics`);
+   * const text = await res.text();
+   * if (!text.includes("mosaik_network_bonds 0")) throw new Error("no bonds yet");
+   * ```
+   */
+  withMetrics(config: MetricsConfig): this {
+    checkMetricsConfig(config);
+    this.#metrics = { ...config };
+    return this;
+  }
+
+  /**
+   * Where the node's structured log records go (role changes, elections,
+   * bonds up and down with their close codes, membership changes, merges,
+   * leaving). Without one, the library logs nothing. No record carries a
+   * group key, the node's secret key or a TLS private key.
+   *
+   * @param logger `{ level, log(record) }`, e.g. `consoleLogger("info")`
+   * @returns this builder
+   * @throws {TypeError} when `logger` has no `log` function
+   * @throws {RangeError} when its level is not debug, info, warn, error or off
+   */
+  withLogger(logger: Logger): this {
+    checkLogger(logger);
+    this.#logger = logger;
+    return this;
+  }
+
+  /**
    * Generates or loads the identity, starts the transport and listener,
    * signs this node's entry and dials the bootstrap peers (without waiting
    * for them).
@@ -404,8 +461,8 @@ export class NetworkBuilder {
    * @returns the running network; close it with `close()` or `await using`
    * @throws {TypeError | RangeError} on a bad secret key
    * @throws {RangeError} when a discovery timing is not a positive number
-   * @throws {Error} when the transport cannot start or listen (e.g. the port is taken);
-   *   what was started is closed again
+   * @throws {Error} when the transport cannot start or listen, or the metrics endpoint
+   *   cannot bind (e.g. the port is taken); what was started is closed again
    */
   async build(): Promise<Network> {
     const announceInterval = this.#discovery.announceInterval ?? 15_000;
@@ -445,9 +502,11 @@ export class NetworkBuilder {
       tags: [...this.#tags],
       groupsConfig: this.#groupsConfig,
       discovery,
+      ...(this.#logger === undefined ? {} : { logger: this.#logger }),
     });
     try {
       await network.start();
+      if (this.#metrics !== undefined) await network.startMetrics(this.#metrics);
     } catch (err) {
       await network.close();
       throw err;
@@ -466,6 +525,7 @@ interface NetworkInit {
   tags: string[];
   groupsConfig: GroupsConfig;
   discovery: DiscoveryConfig;
+  logger?: Logger;
 }
 
 /**
@@ -505,6 +565,8 @@ export class Network implements AsyncDisposable {
   readonly groupsConfig: GroupsConfig;
   /** Discovery timing in effect. */
   readonly discoveryConfig: DiscoveryConfig;
+  /** @internal where this node's log records go */
+  readonly log: Log;
 
   readonly #transport: Transport;
   readonly #listener: Listener;
@@ -530,6 +592,7 @@ export class Network implements AsyncDisposable {
   /** Aborts dials in progress when the network closes. */
   readonly #closingSignal = new AbortController();
   #groupsApi: Groups | undefined;
+  #metricsServer: MetricsServer | undefined;
 
   /** @internal use {@link Network.builder} */
   constructor(init: NetworkInit) {
@@ -543,6 +606,7 @@ export class Network implements AsyncDisposable {
     this.groupsConfig = Object.freeze(init.groupsConfig);
     this.discoveryConfig = Object.freeze(init.discovery);
     this.catalog = new Catalog(init.networkId);
+    this.log = new Log(init.logger, init.identity.peerId.short());
     const bound = init.listener.address;
     this.localAddr = new PeerAddr({
       peerId: init.identity.peerId,
@@ -644,6 +708,49 @@ export class Network implements AsyncDisposable {
   get signedMe(): SignedPeerEntry {
     if (this.#signedMe === undefined) throw new Error("Cannot read entry: network not started");
     return this.#signedMe;
+  }
+
+  /**
+   * Where the metrics endpoint listens (`Network.builder().withMetrics(…)`),
+   * with the port it really bound.
+   *
+   * @returns `{ host, port }`, or `undefined` without an endpoint or after {@link close}
+   */
+  metricsAddress(): SocketAddress | undefined {
+    return this.closed ? undefined : this.#metricsServer?.address;
+  }
+
+  /**
+   * This node's metrics: the network-level gauges and every running group's
+   * metrics (`group.metrics()`), as the endpoint renders them.
+   *
+   * @returns a snapshot
+   * @internal
+   */
+  nodeMetrics(): NodeMetrics {
+    const catalogPeers = this.catalog.size -
+      (this.catalog.get(this.identity.peerId) === undefined ? 0 : 1);
+    return {
+      peerId: this.identity.peerId,
+      connections: this.#links.size,
+      catalogPeers,
+      bonds: this.#groupsHost?.bondCount ?? 0,
+      groups: this.#groupsApi?.metrics() ?? [],
+    };
+  }
+
+  /** @internal called by the builder: starts the metrics endpoint */
+  async startMetrics(config: MetricsConfig): Promise<void> {
+    const { MetricsServer } = await import("../metrics/server.ts");
+    this.#metricsServer = await MetricsServer.start(
+      config,
+      () => formatPrometheus(this.nodeMetrics()),
+    );
+    const a = this.#metricsServer.address;
+    this.log.info("metrics.listening", "Metrics endpoint listening", {
+      host: a.host,
+      port: a.port,
+    });
   }
 
   /** True once {@link close} was called. */
@@ -801,6 +908,7 @@ export class Network implements AsyncDisposable {
   }
 
   async #close(): Promise<void> {
+    await this.#metricsServer?.close();
     if (this.#groupsApi !== undefined) {
       // Leaving groups may still need connections; dials to dead peers must not hold it up.
       await this.#groupsApi.close().catch(() => {});

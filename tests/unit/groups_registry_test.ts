@@ -67,6 +67,7 @@ class Fabric {
               [Symbol.iterator]: () => ids.map((peerId) => ({ peerId, id: peerId })).values(),
             };
           },
+          bondMetrics: () => [],
           detach: () => {
             members.delete(me);
             for (const s of members.values()) s.onPeerDown(me);

@@ -24,6 +24,11 @@
  *   `heartbeatInterval - random(0..heartbeatJitter)` ms; any frame received
  *   counts as liveness; after `maxMissedHeartbeats` whole intervals without
  *   one the bond is dead and closes (code 0, reason "Bond is dead: ...").
+ * - **Round-trip time.** A ping carries the sender's clock (`at`, from
+ *   `performance.now()`); a side that receives a ping with `at` answers
+ *   `{ t: "pong", at }` at once, and the pinger measures the round trip
+ *   ({@link Bond.rttMs}). A ping without `at` (an older peer) gets no pong,
+ *   so an older peer never receives a frame it does not know.
  * - {@link Bond.depart} sends `{ t: "bye" }` and finishes its side; the peer
  *   delivers the bye and finishes its side in turn; each side then reports
  *   `CloseCode.Departure` (101). The bye is flushed before anything closes.
@@ -174,8 +179,23 @@ interface CloseFrame {
   readonly reason: string;
 }
 
-/** A frame on an established bond: a group message, a heartbeat or the close. */
-type BondFrame = GroupMessage | { readonly t: "ping" } | CloseFrame;
+/** A heartbeat; `at` (the sender's `performance.now()`) asks for a pong. */
+interface PingFrame {
+  readonly t: "ping";
+  readonly at?: number;
+}
+
+/** The answer to a ping that carried `at`, echoing it. */
+interface PongFrame {
+  readonly t: "pong";
+  readonly at: number;
+}
+
+/** A frame on an established bond: a group message, a heartbeat (and its answer) or the close. */
+type BondFrame = GroupMessage | PingFrame | PongFrame | CloseFrame;
+
+/** Round trips longer than this (ms) are not samples but clock trouble: ignored. */
+const MAX_RTT_SAMPLE_MS = 600_000;
 
 /**
  * Opens a bond as the dialer over a stream this side opened.
@@ -281,6 +301,8 @@ export class Bond implements AsyncDisposable {
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #checkTimer: ReturnType<typeof setInterval> | undefined;
   #framesReceived = 0;
+  #framesSent = 0;
+  #srtt: number | undefined;
   #reading: Promise<void>;
   #teardown: Promise<void> | undefined;
 
@@ -305,6 +327,31 @@ export class Bond implements AsyncDisposable {
   /** Frames received from the peer since the handshake, heartbeats included (liveness, metrics). */
   get framesReceived(): number {
     return this.#framesReceived;
+  }
+
+  /** Frames sent to the peer since the handshake: group messages, heartbeats, pongs, the close. */
+  get framesSent(): number {
+    return this.#framesSent;
+  }
+
+  /** Bytes received on the bond's stream (length prefixes and handshake included). */
+  get bytesIn(): number {
+    return this.#framed.bytesIn;
+  }
+
+  /** Bytes queued for the peer on the bond's stream (length prefixes and handshake included). */
+  get bytesOut(): number {
+    return this.#framed.bytesOut;
+  }
+
+  /**
+   * The smoothed round-trip time in milliseconds (each sample moves it an
+   * eighth of the way, as TCP's SRTT), measured by heartbeat pings and
+   * pongs; `undefined` before the first pong or with a peer that does not
+   * answer pings.
+   */
+  get rttMs(): number | undefined {
+    return this.#srtt;
   }
 
   /** True once the bond is closed. */
@@ -391,6 +438,7 @@ export class Bond implements AsyncDisposable {
   }
 
   #write(frame: BondFrame): void {
+    this.#framesSent++;
     this.#framed.send(frame).catch((err: unknown) => {
       if (err instanceof FrameTooLargeError) {
         this.close(CloseCode.ProtocolViolation, `Cannot send message: ${err.message}`);
@@ -405,7 +453,7 @@ export class Bond implements AsyncDisposable {
     this.#pingTimer = setTimeout(() => {
       this.#pingTimer = undefined;
       if (!this.#canSend || this.#info !== undefined) return;
-      this.#write({ t: "ping" });
+      this.#write({ t: "ping", at: performance.now() });
       this.#schedulePing();
     }, Math.max(1, heartbeatInterval - jitter));
   }
@@ -447,7 +495,17 @@ export class Bond implements AsyncDisposable {
           this.#violation("Bond message is malformed");
           return;
         }
-        if (frame.t === "ping") continue;
+        if (frame.t === "ping") {
+          if (frame.at !== undefined && this.#canSend) this.#write({ t: "pong", at: frame.at });
+          continue;
+        }
+        if (frame.t === "pong") {
+          const sample = performance.now() - frame.at;
+          if (sample >= 0 && sample < MAX_RTT_SAMPLE_MS) {
+            this.#srtt = this.#srtt === undefined ? sample : this.#srtt + (sample - this.#srtt) / 8;
+          }
+          continue;
+        }
         if (frame.t === "close") {
           this.#finish({ code: frame.code, reason: frame.reason, remote: true });
           return;
@@ -670,6 +728,10 @@ function parseFrame(value: unknown): BondFrame | undefined {
   const f = value as Fields;
   switch (f.t) {
     case "ping":
+      // `at` is optional (older peers send none); a malformed one is dropped, not answered.
+      return isFiniteNumber(f.at) ? f as BondFrame : { t: "ping" };
+    case "pong":
+      return isFiniteNumber(f.at) ? f as BondFrame : undefined;
     case "bye":
       return f as BondFrame;
     case "close":
@@ -709,6 +771,8 @@ function parseFrame(value: unknown): BondFrame | undefined {
       return undefined;
   }
 }
+
+const isFiniteNumber = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
 
 const isShortString = (v: unknown): boolean => typeof v === "string" && v.length <= 128;
 
