@@ -580,7 +580,7 @@ export class GroupDriver<M extends AnyStateMachine> {
     for (const peer of this.#opts.link.bonded()) this.#opts.link.send(peer, { t: "bye" });
     this.#log.info(
       "group.left",
-      removed ? "Left the group" : "Left the group before its removal was committed",
+      removed ? "Left the group" : "Left the group while still in its configuration",
       { removed },
     );
     await this.close();

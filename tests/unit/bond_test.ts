@@ -20,7 +20,7 @@ import { Identity } from "../../lib/network/identity.ts";
 import { Digest } from "../../lib/primitives/digest.ts";
 import { GroupId, NetworkId } from "../../lib/primitives/ids.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
-import { decode, encode, encodeFrame, EncodingError } from "../../lib/wire/mod.ts";
+import { decode, encode, encodeFrame, EncodingError, FrameDecoder } from "../../lib/wire/mod.ts";
 import { createTlsIdentity, serverNameFor } from "../../transport/cert.ts";
 import { MemoryNetwork } from "../../transport/memory.ts";
 import {
@@ -433,5 +433,110 @@ test("bond: a handshake that stalls closes with 30408 on both ends", async () =>
     assertEquals([told.t, told.code], ["close", CloseCode.HandshakeTimeout]);
   } finally {
     await q.close();
+  }
+});
+
+/** Reads frames from a raw stream one by one, keeping what arrived beyond the current frame. */
+function frameReader(stream: Stream): { next(): Promise<unknown>; release(): void } {
+  const reader = stream.readable.getReader();
+  const decoder = new FrameDecoder();
+  const ready: Uint8Array[] = [];
+  return {
+    async next() {
+      while (ready.length === 0) {
+        const r = await reader.read();
+        assert(!r.done, "stream ended");
+        ready.push(...decoder.push(r.value));
+      }
+      return decode(ready.shift()!);
+    },
+    release: () => reader.releaseLock(),
+  };
+}
+
+test("bond: heartbeat pings measure the round trip; traffic is counted both ways", async () => {
+  const p = await pair(11);
+  try {
+    const got: GroupMessage[] = [];
+    const [ba, bb] = await bond(p, {}, { onMessage: (m) => got.push(m) });
+    assert(ba.bytesOut > 0 && ba.bytesIn > 0, "the handshake's bytes count");
+    for (let i = 0; i < 5; i++) assert(ba.send({ t: "fwdErr", id: i, reason: "x" }));
+    await waitFor(() => got.length === 5, 5_000, "five messages");
+    assert(ba.framesSent >= 5 && bb.framesReceived >= 5, "messages are counted");
+    await waitFor(
+      () => ba.rttMs !== undefined && bb.rttMs !== undefined,
+      5_000,
+      "a pong on both sides",
+    );
+    assert(ba.rttMs! >= 0 && bb.rttMs! >= 0, "round trips are durations");
+    // Pongs are frames too: each side has received pings and pongs, and sent both.
+    assert(ba.framesReceived > 0 && bb.framesSent > 0);
+    assert(bb.bytesIn > 0 && bb.bytesOut > 0);
+    await ba[Symbol.asyncDispose]();
+    await bb[Symbol.asyncDispose]();
+  } finally {
+    await p.close();
+  }
+});
+
+test("bond: a peer whose pings carry no timestamp (an older version) gets no pong", async () => {
+  const p = await pair(12);
+  try {
+    const stream = await p.ca.openStream();
+    const accepted = nextStream(p.cb).then((s) =>
+      acceptBond(
+        channelOf(p.cb, s),
+        acceptorOptions(p, { heartbeatInterval: 40, heartbeatJitter: 5, maxMissedHeartbeats: 50 }),
+      )
+    );
+    const signer = {
+      peerId: p.a.identity.peerId.bytesView(),
+      sign: (m: Uint8Array) => p.a.identity.sign(m),
+    };
+    const { hello, state } = makeHello({
+      networkId: NETWORK.bytesView(),
+      groupId: GROUP.bytesView(),
+      key: KEY,
+      signer,
+      certHash: p.b.tls.certificateHash,
+    });
+    await writeRaw(stream, [encodeFrame(encode(hello))]);
+    const frames = frameReader(stream);
+    const answer = await checkAck(state, await frames.next());
+    assert("confirm" in answer);
+    await writeRaw(stream, [encodeFrame(encode(answer.confirm))]);
+    const bb = await accepted;
+    // The old peer pings as it always did: no pong comes back, only the acceptor's own pings.
+    await writeRaw(stream, [
+      encodeFrame(encode({ t: "ping" })),
+      encodeFrame(encode({ t: "ping" })),
+    ]);
+    const seen: Record<string, unknown>[] = [];
+    while (seen.filter((f) => f.t === "ping").length < 3) {
+      seen.push(
+        await within(frames.next(), 5_000, "the acceptor's pings") as Record<string, unknown>,
+      );
+    }
+    assertEquals(seen.filter((f) => f.t !== "ping"), [], "nothing but pings");
+    assert(seen.every((f) => typeof f.at === "number"), "new pings carry their timestamp");
+    assertEquals(bb.isClosed, false);
+    // A ping with a timestamp gets it back in a pong.
+    await writeRaw(stream, [encodeFrame(encode({ t: "ping", at: 12.5 }))]);
+    let pong: Record<string, unknown> | undefined;
+    while (pong === undefined) {
+      const f = await within(frames.next(), 5_000, "a pong") as Record<string, unknown>;
+      if (f.t === "pong") pong = f;
+      else assertEquals(f.t, "ping");
+    }
+    assertEquals(pong, { t: "pong", at: 12.5 });
+    // A pong to one of its pings gives it a round trip.
+    assertEquals(bb.rttMs, undefined);
+    await writeRaw(stream, [encodeFrame(encode({ t: "pong", at: performance.now() - 3 }))]);
+    await waitFor(() => bb.rttMs !== undefined, 5_000, "a round trip");
+    assert(bb.rttMs! >= 3);
+    frames.release();
+    await bb[Symbol.asyncDispose]();
+  } finally {
+    await p.close();
   }
 });

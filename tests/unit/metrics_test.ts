@@ -1,5 +1,8 @@
 // Metrics building blocks: the latency histogram, the Prometheus formatter (parsed back strictly) and the HTTP endpoint.
 
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { test } from "../harness.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import { LATENCY_BUCKETS_MS, LatencyHistogram } from "../../lib/metrics/histogram.ts";
@@ -215,5 +218,37 @@ test("metrics server: a failing renderer gives 500, not a crash", async () => {
     await r.body?.cancel();
   } finally {
     await server.close();
+  }
+});
+
+test("README: the Metrics section names every metric family and every log event", () => {
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const start = readme.indexOf("\n## Metrics\n");
+  assert(start >= 0, "README has a Metrics section");
+  const end = readme.indexOf("\n## ", start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  for (const f of METRIC_FAMILIES) {
+    const row = section.split("\n").find((l) => l.startsWith(`| \`${f.name}\``));
+    assert(row !== undefined, `README documents ${f.name}`);
+    assert(row.includes(`| ${f.type}`), `README gives the type of ${f.name}`);
+    for (const label of f.labels) assert(row.includes(`\`${label}\``), `${f.name} label ${label}`);
+  }
+  // Every event the library logs (a call like `log.info("bond.up", …)` in lib/) has a row.
+  const events = new Set<string>();
+  const files = readdirSync(join(root, "lib"), { recursive: true }) as string[];
+  for (const f of files.filter((f) => f.endsWith(".ts"))) {
+    const source = readFileSync(join(root, "lib", f), "utf8");
+    for (
+      const m of source.matchAll(
+        /(?:\.(?:debug|info|warn|error)|\[level\])\(\s*"([a-z]+\.[a-z_]+)"/g,
+      )
+    ) {
+      events.add(m[1]!);
+    }
+  }
+  assert(events.size >= 20, `found the log calls (${events.size})`);
+  for (const e of events) {
+    assert(section.includes(`| \`${e}\``), `README documents the log event ${e}`);
   }
 });
