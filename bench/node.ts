@@ -184,8 +184,7 @@ async function main(): Promise<void> {
   try {
     network = await Network.builder(NETWORK_NAME)
       .withListenAddress("127.0.0.1:0")
-      .withBootstrap(...opts.bootstrap)
-      .withDiscoveryConfig({ announceInterval: 1_000 })
+      .withBootstrap(...opts.bootstrap) // default discovery config: re-announce every 15 s
       .build();
   } catch (err) {
     await store.close?.();

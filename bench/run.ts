@@ -9,6 +9,9 @@
 // and reaps them, aggregates and prints. See BENCH_HELP for what is measured.
 // Exit 0 when every measurement ran (whatever the numbers), 1 when the
 // harness could not measure something (it says what), 2 for bad flags.
+// With MOSAIK_BENCH_PROFILE=<dir> in the environment, Bun nodes run with
+// --cpu-prof --cpu-prof-md and write their profiles there (clusters are then
+// closed gracefully, so that each node exits on its own and writes it).
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -192,6 +195,9 @@ class HarnessError extends Error {
   override name = "HarnessError";
 }
 
+/** Bun's --cpu-prof output directory for every node, from MOSAIK_BENCH_PROFILE (Bun nodes only). */
+const profileDir = process.env.MOSAIK_BENCH_PROFILE;
+
 /** Every child still running and every store directory, so that any failure or ^C cleans up. */
 const live = new Set<ChildProcess>();
 const dirs = new Set<string>();
@@ -251,7 +257,11 @@ class BenchNode {
         nodeScript,
         ...args,
       ]
-      : [nodeScript, ...args];
+      : [
+        ...(profileDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`] : []),
+        nodeScript,
+        ...args,
+      ];
     let readyResolve!: (v: Record<string, unknown>) => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => {
@@ -336,6 +346,13 @@ class BenchNode {
       );
     }
     return r;
+  }
+
+  /** Closes stdin: the node leaves the group and exits (bounded), then SIGKILL if it has not. */
+  async stop(): Promise<void> {
+    this.#child.stdin?.end();
+    await within(this.exited, 15_000, `${this.label} to leave and exit`).catch(() => {});
+    await this.reap();
   }
 
   /** SIGKILL, without waiting. */
@@ -456,7 +473,8 @@ class Cluster {
 
   /** Kills every node and removes the stores. */
   async close(): Promise<void> {
-    await Promise.all(this.nodes.map((p) => p.reap()));
+    // A profiled process writes its profile when it exits on its own.
+    await Promise.all(this.nodes.map((p) => (profileDir ? p.stop() : p.reap())));
     rmSync(this.#dir, { recursive: true, force: true });
     dirs.delete(this.#dir);
   }
