@@ -370,3 +370,21 @@ test(
   },
   { timeout: 60_000 },
 );
+
+test("metrics (memory): a metrics port that is taken fails build() and leaves nothing open", async () => {
+  const memory = new MemoryNetwork({ latencyMs: 1, seed: 10 });
+  const builder = () => Network.builder("metrics-port-test").withTransport(memory.transport());
+  try {
+    await using a = await builder().withMetrics({ port: 0 }).build();
+    const { port } = a.metricsAddress()!;
+    await assertRejects(() => builder().withMetrics({ port }).build());
+    // Without an endpoint there is no address; a's endpoint still answers.
+    await using b = await builder().build();
+    assertEquals(b.metricsAddress(), undefined);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assertEquals(res.status, 200);
+    assertEquals(value(parsePrometheus(await res.text()), "mosaik_network_groups"), 0);
+  } finally {
+    await memory.close();
+  }
+});

@@ -12,10 +12,12 @@ import type {
   Consistency,
   Group,
   GroupConfig,
+  GroupMetrics,
   GroupStatus,
   QueryResult,
 } from "../../lib/groups/types.ts";
 import { Watch } from "../../lib/groups/watch.ts";
+import { LatencyHistogram } from "../../lib/metrics/histogram.ts";
 import { groupStatusEquals, When } from "../../lib/groups/when.ts";
 import { LogReplaySync } from "../../lib/machine/log_replay.ts";
 import { NoOp } from "../../lib/machine/noop.ts";
@@ -92,6 +94,31 @@ class StubGroup<M extends AnyStateMachine> implements Group<M> {
   }
   bonds(): Bonds {
     return { size: 0, has: () => false, [Symbol.iterator]: () => [][Symbol.iterator]() };
+  }
+  metrics(): GroupMetrics {
+    const s = this.#status.get();
+    return {
+      groupId: this.definition.groupId,
+      self: s.self,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      committed: s.committed,
+      applied: 0,
+      lastLogIndex: s.logPosition.index,
+      voters: [],
+      learners: [],
+      bonds: [],
+      electionsStarted: 0,
+      electionsWon: 0,
+      leaderChanges: 0,
+      proposals: 0,
+      proposalsFailed: 0,
+      forwarded: 0,
+      forwardsServed: 0,
+      mergesLost: 0,
+      commitLatency: LatencyHistogram.empty(),
+    };
   }
   config(): GroupConfig {
     return {
