@@ -22,7 +22,9 @@
 //   arm                                 starts recording leader changes (epoch ms)
 //   probe {timeoutMs}                   a fresh execute every PROBE_EVERY_MS until one commits;
 //                                       answers when it has, with the epoch ms of that commit and
-//                                       the leader changes recorded since arm
+//                                       the leader changes recorded since arm, the elections this
+//                                       node started and the terms it went through since arm, and
+//                                       its role/term changes (sampled every ROLE_POLL_MS)
 //   waitApplied {index,timeoutMs}       waits until this node has applied `index`; answers with
 //                                       ms since the join of the first applied entry and of `index`
 //   leave                               leaves the group gracefully and exits 0
@@ -54,6 +56,8 @@ import {
 
 /** Gap between two probe writes after a leader was killed (ms). */
 const PROBE_EVERY_MS = 5;
+/** How often role and term are sampled while a failover is timed (ms). */
+const ROLE_POLL_MS = 2;
 /** Pause after a failed write before its caller tries again (ms). */
 const RETRY_MS = 20;
 /** How long a measurement may run past its window while the last calls finish (ms). */
@@ -203,6 +207,10 @@ async function main(): Promise<void> {
   const quit = new AbortController();
   const leaders: { at: number; leader: string }[] = [];
   let watching: Promise<void> | undefined;
+  /** Failover diagnostics: elections and term when armed, role/term changes seen since. */
+  let armed = { elections: 0, term: 0 };
+  const roles: { at: number; role: string; term: number }[] = [];
+  let rolePoll: ReturnType<typeof setInterval> | undefined;
 
   /** Runs `callers` loops of `call` from now for warmupMs + durationMs; stats of the window. */
   async function load(
@@ -339,6 +347,19 @@ async function main(): Promise<void> {
             // quitting
           }
         })();
+        const m = group.metrics();
+        armed = { elections: m.electionsStarted, term: m.term };
+        roles.length = 0;
+        clearInterval(rolePoll);
+        let last = "";
+        rolePoll = setInterval(() => {
+          const now = group.metrics();
+          const key = `${now.role}/${now.term}`;
+          if (key !== last && roles.length < 100) {
+            roles.push({ at: Date.now(), role: now.role, term: now.term });
+          }
+          last = key;
+        }, ROLE_POLL_MS);
         return { leader: group.leader()?.toHex() ?? null };
       }
       case "probe": {
@@ -356,7 +377,18 @@ async function main(): Promise<void> {
           );
           await sleep(PROBE_EVERY_MS);
         }
-        return { started, leaders: leaders.slice(), wrote: wrote ?? null, probes, failures };
+        clearInterval(rolePoll);
+        const m = group.metrics();
+        return {
+          started,
+          leaders: leaders.slice(),
+          wrote: wrote ?? null,
+          probes,
+          failures,
+          elections: m.electionsStarted - armed.elections,
+          terms: m.term - armed.term,
+          roles: roles.slice(),
+        };
       }
       case "waitApplied": {
         const index = num(req, "index", 1, Number.MAX_SAFE_INTEGER);
@@ -384,6 +416,7 @@ async function main(): Promise<void> {
         process.exit(3);
       }, SHUTDOWN_MS);
       quit.abort();
+      clearInterval(rolePoll);
       await group.leave();
       await watching;
       await network.close();

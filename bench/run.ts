@@ -79,6 +79,8 @@ export interface Plan {
   readonly readMs: number;
   readonly failoverRuns: Readonly<Record<ConsensusName, number>>;
   readonly catchUpEntries: number;
+  /** How long to wait, before each measurement, for other processes to leave the CPU alone. */
+  readonly quietMs: number;
   /** Directory for the result files, or undefined to write none. */
   readonly out: string | undefined;
 }
@@ -149,6 +151,7 @@ export function parsePlan(args: readonly string[]): Plan & { help: boolean } {
       readMs: 3_000,
       failoverRuns: { default: 5, fast: 5 },
       catchUpEntries: 100_000,
+      quietMs: 60_000,
     };
   }
   if (mode === "quick") {
@@ -162,6 +165,7 @@ export function parsePlan(args: readonly string[]): Plan & { help: boolean } {
       readMs: 1_000,
       failoverRuns: { default: 3, fast: 3 },
       catchUpEntries: 20_000,
+      quietMs: 5_000,
     };
   }
   return {
@@ -174,6 +178,7 @@ export function parsePlan(args: readonly string[]): Plan & { help: boolean } {
     readMs: 1_000,
     failoverRuns: { default: 1, fast: 1 },
     catchUpEntries: 1_000,
+    quietMs: 0,
   };
 }
 
@@ -527,6 +532,8 @@ interface WriteRow extends LoadResult {
   cpu: CpuShare[];
   /** Busy share of the whole machine (all cores, every process) during the run, in %. */
   machineBusy: number | null;
+  /** CPU of processes other than the benchmark's during the run, in % of one core. */
+  others: number | null;
 }
 
 /** One read case. */
@@ -540,6 +547,11 @@ interface ReadRow extends LoadResult {
 interface FailoverRun {
   elected: number | null;
   firstWrite: number | null;
+  /** Elections the survivors started (summed), and terms the group went through. */
+  elections?: number;
+  terms?: number;
+  /** Each survivor's role/term changes, ms after the kill. */
+  timeline?: string[];
   error?: string;
 }
 
@@ -584,12 +596,88 @@ const storeName = (rt: Runtime, store: StoreKind) =>
 /** Busy and total jiffies of the whole machine from /proc/stat, or undefined off Linux. */
 function machineTicks(): { busy: number; total: number } | undefined {
   try {
-    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1)
+    // user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1, 9)
       .map(Number);
     const total = f.reduce((a, b) => a + b, 0);
     return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
   } catch {
     return undefined;
+  }
+}
+
+/** CPU (ms) this orchestrator process has used. */
+const ownCpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+/** A window over which the machine's CPU use is split into the nodes', this process's and everything else's. */
+class CpuWindow {
+  readonly #nodes: readonly BenchNode[];
+  readonly #before: { at: number; us: number }[];
+  readonly #ticks = machineTicks();
+  readonly #own = ownCpuMs();
+  readonly #wall = performance.now();
+
+  private constructor(nodes: readonly BenchNode[], before: { at: number; us: number }[]) {
+    this.#nodes = nodes;
+    this.#before = before;
+  }
+
+  static async open(nodes: readonly BenchNode[]): Promise<CpuWindow> {
+    return new CpuWindow(nodes, await cpuSample(nodes));
+  }
+
+  /** Per node % of one core; machine busy % (all cores); others = the rest, in % of one core. */
+  async close(): Promise<{ nodes: number[]; machineBusy: number | null; others: number | null }> {
+    const after = await cpuSample(this.#nodes);
+    const ticks = machineTicks();
+    const own = ownCpuMs() - this.#own;
+    const wall = performance.now() - this.#wall;
+    const nodes = this.#nodes.map((_, i) =>
+      ((after[i]!.us - this.#before[i]!.us) / 1000) / (after[i]!.at - this.#before[i]!.at) * 100
+    );
+    if (this.#ticks === undefined || ticks === undefined || ticks.total <= this.#ticks.total) {
+      return { nodes, machineBusy: null, others: null };
+    }
+    const machineBusy = (ticks.busy - this.#ticks.busy) / (ticks.total - this.#ticks.total) * 100;
+    const others = machineBusy * os.cpus().length - nodes.reduce((a, b) => a + b, 0) -
+      own / wall * 100;
+    return { nodes, machineBusy, others: Math.max(0, others) };
+  }
+}
+
+/** Other processes may use up to this much CPU (% of one core) for the machine to count as quiet. */
+const QUIET_PERCENT = 25;
+
+/**
+ * Waits, at most `ms`, until processes other than the benchmark's use less
+ * than {@link QUIET_PERCENT} of a core (measured over half a second); other
+ * work on the machine (a test run, a build) skews every number. Resolves with
+ * the last share measured.
+ */
+async function quiet(nodes: readonly BenchNode[], ms: number): Promise<number | null> {
+  const deadline = Date.now() + ms;
+  let said = false;
+  for (;;) {
+    const w = await CpuWindow.open(nodes);
+    await sleep(500);
+    const { others } = await w.close();
+    if (others === null || others < QUIET_PERCENT || Date.now() >= deadline) {
+      if (said) {
+        log(
+          others !== null && others >= QUIET_PERCENT
+            ? `  still busy after ${ms / 1000} s (others ${
+              Math.round(others)
+            }% of a core); measuring anyway`
+            : `  quiet again`,
+        );
+      }
+      return others;
+    }
+    if (!said) log(`  waiting for other processes to calm down (${Math.round(others)}% of a core)`);
+    said = true;
   }
 }
 
@@ -609,26 +697,31 @@ async function writeCase(
 ): Promise<WriteRow> {
   const leader = await cluster.refreshLeader();
   const batch = api === "execute" ? 1 : plan.batch;
-  const before = await cpuSample(cluster.nodes);
-  const ticks0 = machineTicks();
+  await quiet(cluster.nodes, plan.quietMs);
+  const window = await CpuWindow.open(cluster.nodes);
   const r = await leader.call(
     { op: "write", callers, batch, warmupMs: plan.warmupMs, durationMs: plan.writeMs },
     plan.warmupMs + plan.writeMs + 30_000,
   );
-  const after = await cpuSample(cluster.nodes);
-  const ticks1 = machineTicks();
-  const machineBusy = ticks0 && ticks1 && ticks1.total > ticks0.total
-    ? (ticks1.busy - ticks0.busy) / (ticks1.total - ticks0.total) * 100
-    : null;
+  const { nodes, machineBusy, others } = await window.close();
   const cpu = cluster.nodes.map((p, i): CpuShare => ({
     node: p.label,
     role: p === leader ? "leader" : "follower",
-    percent: ((after[i]!.us - before[i]!.us) / 1000) / (after[i]!.at - before[i]!.at) * 100,
+    percent: nodes[i]!,
   }));
   const label = api === "execute"
     ? `execute, ${callers} caller${callers === 1 ? "" : "s"}`
     : `executeMany ×${batch}, ${callers} caller${callers === 1 ? "" : "s"}`;
-  return { case: label, api, callers, batch, cpu, machineBusy, ...(r as unknown as LoadResult) };
+  return {
+    case: label,
+    api,
+    callers,
+    batch,
+    cpu,
+    machineBusy,
+    others,
+    ...(r as unknown as LoadResult),
+  };
 }
 
 async function readCase(
@@ -639,6 +732,7 @@ async function readCase(
 ): Promise<ReadRow> {
   const leader = await cluster.refreshLeader();
   const node = on === "leader" ? leader : cluster.nodes.find((p) => p !== leader)!;
+  await quiet(cluster.nodes, plan.quietMs);
   const r = await node.call(
     { op: "read", consistency, warmupMs: plan.warmupMs, durationMs: plan.readMs },
     plan.warmupMs + plan.readMs + 30_000,
@@ -654,6 +748,7 @@ async function readCase(
 /** Fills the group with `entries` commands (executeMany batches of 100), then times a new member's catch-up. */
 async function catchUp(cluster: Cluster, plan: Plan): Promise<CatchUpResult> {
   const leader = await cluster.refreshLeader();
+  await quiet(cluster.nodes, plan.quietMs);
   const fillMs = Math.max(60_000, plan.catchUpEntries); // ≥ 1 000 entries/s or give up
   const fill = await leader.call(
     { op: "fill", entries: plan.catchUpEntries, batch: plan.batch, callers: 8 },
@@ -666,6 +761,7 @@ async function catchUp(cluster: Cluster, plan: Plan): Promise<CatchUpResult> {
       (fill.seconds as number).toFixed(1)
     } s; a new member joins`,
   );
+  await quiet(cluster.nodes, plan.quietMs);
   const joiner = await cluster.add(cluster.nodes.map((p) => p.addr));
   const timeoutMs = Math.max(60_000, target * 5); // ≥ 200 entries/s or give up
   const r = await joiner.call({ op: "waitApplied", index: target, timeoutMs }, timeoutMs + 5_000);
@@ -686,12 +782,14 @@ async function failoverRun(
   store: StoreKind,
   consensus: ConsensusName,
   n: number,
+  plan: Plan,
 ): Promise<FailoverRun> {
   const cluster = new Cluster(runtime, store, consensus);
   try {
     await cluster.start(n);
     const victim = await cluster.refreshLeader();
     const survivors = cluster.nodes.filter((p) => p !== victim);
+    await quiet(cluster.nodes, plan.quietMs);
     await Promise.all(survivors.map((p) => p.call({ op: "arm" })));
     await sleep(50);
     const killedAt = Date.now();
@@ -708,6 +806,13 @@ async function failoverRun(
     const run: FailoverRun = {
       elected: elected.length > 0 ? Math.min(...elected) - killedAt : null,
       firstWrite: wrote.length > 0 ? Math.min(...wrote) - killedAt : null,
+      elections: probes.reduce((a, r) => a + (r.elections as number), 0),
+      terms: Math.max(...probes.map((r) => r.terms as number)),
+      timeline: probes.map((r, i) =>
+        `${survivors[i]!.label}: ` +
+        (r.roles as { at: number; role: string; term: number }[])
+          .map((x) => `${x.at - killedAt} ${x.role}@${x.term}`).join(", ")
+      ),
     };
     if (run.firstWrite === null) run.error = `no write committed within ${FAILOVER_MS / 1000} s`;
     return run;
@@ -821,11 +926,13 @@ async function benchConfig(
   for (const consensus of ["default", "fast"] as const) {
     const runs: FailoverRun[] = [];
     for (let i = 0; i < plan.failoverRuns[consensus]; i++) {
-      const run = await failoverRun(runtime, store, consensus, n);
+      const run = await failoverRun(runtime, store, consensus, n, plan);
       runs.push(run);
       log(
         `  failover (${consensus}) run ${i + 1}: ${
-          run.error ?? `new leader ${fmtMs(run.elected)}, first write ${fmtMs(run.firstWrite)}`
+          run.error ??
+            `new leader ${fmtMs(run.elected)}, first write ${fmtMs(run.firstWrite)}, ` +
+              `${run.elections} election(s) started, ${run.terms} term(s)`
         }`,
       );
       if (run.error !== undefined) {
@@ -984,7 +1091,7 @@ export function markdown(configs: readonly ConfigResult[]): string {
   ];
   // CPU during the write runs: where the time goes.
   const cpuHead = [
-    "CPU, % of one core: leader / followers (machine: all cores, all processes)",
+    "CPU, % of one core: leader / followers · other processes",
     ...head.slice(1),
   ];
   const cpuRows = (configs[0]?.writes ?? []).map((w0) => [
@@ -994,7 +1101,7 @@ export function markdown(configs: readonly ConfigResult[]): string {
       if (w === undefined) return "not run";
       const l = w.cpu.find((x) => x.role === "leader")?.percent ?? 0;
       const f = w.cpu.filter((x) => x.role === "follower").map((x) => x.percent);
-      const m = w.machineBusy === null ? "" : ` (machine ${Math.round(w.machineBusy)}%)`;
+      const m = w.others === null ? "" : ` · others ${Math.round(w.others)}`;
       return `${Math.round(l)} / ${f.map(Math.round).join(", ")}${m}`;
     }),
   ]);
@@ -1003,7 +1110,26 @@ export function markdown(configs: readonly ConfigResult[]): string {
     line(cpuHead.map((_, i) => (i === 0 ? "---" : "---:"))),
     ...cpuRows.map(line),
   ];
-  return [...table, "", ...cpuTable].join("\n");
+  // Every failover run, so that outliers show.
+  const runs = configs.flatMap((c) =>
+    c.failover.map((f) =>
+      `- ${c.nodes} nodes, ${c.storeName}, ${f.consensus} config: ` +
+      (f.runs.map((r) =>
+        r.error !== undefined
+          ? "failed"
+          : `${Math.round(r.elected ?? NaN)}/${Math.round(r.firstWrite ?? NaN)} (${r.elections})`
+      ).join(", ") || "none")
+    )
+  );
+  return [
+    ...table,
+    "",
+    ...cpuTable,
+    "",
+    "Failover runs, ms after the SIGKILL to the new leader / first write (elections started):",
+    "",
+    ...runs,
+  ].join("\n");
 }
 
 /** The legend printed under the tables: what each number is. */
