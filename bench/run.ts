@@ -541,6 +541,8 @@ interface ReadRow extends LoadResult {
   case: string;
   consistency: "weak" | "strong";
   on: "follower" | "leader";
+  /** CPU of processes other than the benchmark's during the run, in % of one core. */
+  others: number | null;
 }
 
 /** One failover run (ms after the SIGKILL). */
@@ -733,14 +735,17 @@ async function readCase(
   const leader = await cluster.refreshLeader();
   const node = on === "leader" ? leader : cluster.nodes.find((p) => p !== leader)!;
   await quiet(cluster.nodes, plan.quietMs);
+  const window = await CpuWindow.open(cluster.nodes);
   const r = await node.call(
     { op: "read", consistency, warmupMs: plan.warmupMs, durationMs: plan.readMs },
     plan.warmupMs + plan.readMs + 30_000,
   );
+  const { others } = await window.close();
   return {
     case: `${consistency} query on the ${on}`,
     consistency,
     on,
+    others,
     ...(r as unknown as LoadResult),
   };
 }
@@ -834,6 +839,27 @@ function median(values: readonly number[]): number | null {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** Measurements disturbed by other processes are taken again this many times at most. */
+const RETRIES = 2;
+
+/**
+ * Runs `measure` again (at most {@link RETRIES} times, and only when the
+ * plan waits for quiet) while processes other than the benchmark's used more
+ * than {@link QUIET_PERCENT} of a core during it; the last result is kept and
+ * the table marks it if it was still disturbed.
+ */
+async function undisturbed<T extends { others: number | null; case: string }>(
+  plan: Plan,
+  measure: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 0;; attempt++) {
+    const row = await measure();
+    if (row.others === null || row.others < QUIET_PERCENT) return row;
+    if (plan.quietMs === 0 || attempt >= RETRIES) return row;
+    log(`  ${row.case}: other processes took ${Math.round(row.others)}% of a core; again`);
+  }
+}
+
 /** Everything for one (runtime, nodes, store). */
 async function benchConfig(
   runtime: Runtime,
@@ -876,7 +902,7 @@ async function benchConfig(
     if (formed) {
       for (const callers of plan.callers) {
         await attempt(`execute with ${callers} callers`, async () => {
-          const row = await writeCase(cluster, plan, "execute", callers);
+          const row = await undisturbed(plan, () => writeCase(cluster, plan, "execute", callers));
           result.writes.push(row);
           log(
             `  ${row.case}: ${fmtRate(row.rate)}, p50 ${
@@ -887,7 +913,10 @@ async function benchConfig(
       }
       for (const callers of plan.batchCallers) {
         await attempt(`executeMany with ${callers} callers`, async () => {
-          const row = await writeCase(cluster, plan, "executeMany", callers);
+          const row = await undisturbed(
+            plan,
+            () => writeCase(cluster, plan, "executeMany", callers),
+          );
           result.writes.push(row);
           log(
             `  ${row.case}: ${fmtRate(row.rate)}, p50 ${
@@ -899,7 +928,7 @@ async function benchConfig(
       for (const consistency of ["weak", "strong"] as const) {
         for (const on of ["follower", "leader"] as const) {
           await attempt(`${consistency} reads on the ${on}`, async () => {
-            const row = await readCase(cluster, plan, consistency, on);
+            const row = await undisturbed(plan, () => readCase(cluster, plan, consistency, on));
             result.reads.push(row);
             log(`  ${row.case}: p50 ${fmtMs(row.latency.p50)}, p99 ${fmtMs(row.latency.p99)}`);
           }, cluster);
@@ -1033,14 +1062,17 @@ function writeCell(c: ConfigResult, api: "execute" | "executeMany", callers: num
   const w = c.writes.find((r) => r.api === api && r.callers === callers);
   if (w === undefined) return "not run";
   const err = w.errors > 0 ? `, ${w.errors} errors` : "";
-  return `${fmtRate(w.rate)} (p50 ${fmtMs(w.latency.p50)}${err})`;
+  return `${fmtRate(w.rate)} (p50 ${fmtMs(w.latency.p50)}${err})${mark(w.others)}`;
 }
 
 function readCell(c: ConfigResult, consistency: string, on: string): string {
   const r = c.reads.find((x) => x.consistency === consistency && x.on === on);
   if (r === undefined) return "not run";
-  return `${fmtMs(r.latency.p50)} / ${fmtMs(r.latency.p99)}`;
+  return `${fmtMs(r.latency.p50)} / ${fmtMs(r.latency.p99)}${mark(r.others)}`;
 }
+
+/** A mark on a cell measured while other processes used more than QUIET_PERCENT of a core. */
+const mark = (others: number | null) => others !== null && others >= QUIET_PERCENT ? " ⚠" : "";
 
 function failoverCell(c: ConfigResult, consensus: ConsensusName): string {
   const f = c.failover.find((x) => x.consensus === consensus);
@@ -1061,7 +1093,7 @@ export function markdown(configs: readonly ConfigResult[]): string {
       ROWS[1],
       ...cells((c) => {
         const w = c.writes.find((r) => r.api === "execute" && r.callers === 1);
-        return w ? `${fmtMs(w.latency.p50)} / ${fmtMs(w.latency.p99)}` : "not run";
+        return w ? `${fmtMs(w.latency.p50)} / ${fmtMs(w.latency.p99)}${mark(w.others)}` : "not run";
       }),
     ],
     [ROWS[2], ...cells((c) => writeCell(c, "execute", 16))],
@@ -1149,6 +1181,9 @@ function legend(plan: Plan): string {
     `Catch-up: a new member joins a group holding ${plan.catchUpEntries.toLocaleString("en-US")} ` +
     `committed commands (filled with executeMany batches of ${plan.batch}); entries applied per ` +
     `second from its join() to its last entry applied.`,
+    `Each measurement waits (up to ${plan.quietMs / 1000} s) until processes other than the ` +
+    `benchmark's use less than ${QUIET_PERCENT}% of a core, and is taken again (at most ` +
+    `${RETRIES} times) when they used more during it; ⚠ marks a number still taken under such load.`,
   ].join("\n");
 }
 
