@@ -6,13 +6,10 @@
 // Usage: node scripts/test.mjs [deno] [bun] [--no-checks] [-- extra test paths]
 // With no runtime named, both run. With paths, only those run (no doc examples).
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bin = (name) => join(root, "node_modules", ".bin", name);
+import { join } from "node:path";
+import { bin, ensureInstalled, root } from "./pinned.mjs";
 const STEP_TIMEOUT_MS = 12 * 60 * 1000;
 
 const args = process.argv.slice(2);
@@ -25,19 +22,6 @@ const runChecks = !flags.includes("--no-checks");
 
 const env = { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" };
 delete env.FORCE_COLOR;
-
-function ensureInstalled() {
-  if (existsSync(bin("deno")) && existsSync(bin("bun"))) return;
-  // `npm install`, not `npm ci`: cbor-extract names optional platform packages the
-  // registry does not serve, which `npm ci` treats as a lock-file mismatch.
-  const cmd = ["install", "--no-audit", "--no-fund"];
-  console.log(`node_modules missing: npm ${cmd.join(" ")}`);
-  const r = spawnSync("npm", cmd, { cwd: root, stdio: "inherit", env });
-  if (r.status !== 0) {
-    console.log("0 passed, 1 failed");
-    process.exit(1);
-  }
-}
 
 /** Runs a command, echoing its output, and resolves with { code, output }. */
 function run(label, cmd, cmdArgs) {
@@ -88,7 +72,10 @@ function parseBun(output) {
   return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : undefined;
 }
 
-ensureInstalled();
+if (!ensureInstalled(env)) {
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
 
 const lines = [];
 let passed = 0;
