@@ -1235,7 +1235,7 @@ export async function runBench(args: readonly string[]): Promise<number> {
       `Commit ${repo.commit}${
         repo.dirty.length > 0 ? ` + uncommitted changes in ${repo.dirty.join(", ")}` : ""
       }.`;
-    const command = `npm run bench -- ${args.join(" ")}`.trim();
+    const command = args.length === 0 ? "npm run bench" : `npm run bench -- ${args.join(" ")}`;
     const md = [
       `## ${title}`,
       "",
@@ -1270,6 +1270,16 @@ export async function runBench(args: readonly string[]): Promise<number> {
       };
       writeFileSync(`${base}.json`, JSON.stringify(json, null, 2) + "\n");
       writeFileSync(`${base}.md`, md);
+      // In the repository's format, so that `deno fmt --check` (npm test) passes on them.
+      const deno = join(root, "node_modules", ".bin", "deno");
+      spawnSync(
+        existsSync(deno) ? deno : "deno",
+        ["fmt", "--quiet", `${base}.json`, `${base}.md`],
+        {
+          cwd: root,
+          stdio: "ignore",
+        },
+      );
       log(`wrote ${base}.json and ${base}.md`);
     }
   }
