@@ -983,6 +983,7 @@ async function benchConfig(
 
 function fmtMs(v: number | null | undefined): string {
   if (v === null || v === undefined) return "–";
+  if (v < 0.0005) return "<1 µs";
   if (v < 0.1) return `${Math.round(v * 1000)} µs`;
   if (v < 1) return `${v.toFixed(2)} ms`;
   if (v < 10) return `${v.toFixed(1)} ms`;
