@@ -148,6 +148,25 @@ interface Forward {
   readonly reject: (err: Error) => void;
 }
 
+/** Finest tick (ms): timers of a few ms cost CPU on every member for nothing. */
+const MIN_TICK_MS = 5;
+
+/**
+ * The driver's tick (ms): a fifth of the heartbeat interval, and fine enough
+ * that the election timeout's random jitter spans at least 20 distinct values
+ * (down to {@link MIN_TICK_MS}). With the jitter counted in coarse ticks —
+ * the default 500 ms jitter in ticks of 100 ms has only 5 values — members
+ * that started together often time out in the same tick and split the vote.
+ */
+export function driverTickMs(c: {
+  readonly heartbeatInterval: number;
+  readonly electionTimeoutJitter: number;
+}): number {
+  const jitterTick = c.electionTimeoutJitter > 0 ? c.electionTimeoutJitter / 20 : Infinity;
+  const tick = Math.min(c.heartbeatInterval / 5, jitterTick);
+  return Math.max(1, Math.floor(Math.max(Math.min(MIN_TICK_MS, c.heartbeatInterval / 5), tick)));
+}
+
 /**
  * Runs one group on this node. Time: one core tick is a fifth of the
  * heartbeat interval (at least 1 ms), so every timeout of the
@@ -254,7 +273,7 @@ export class GroupDriver<M extends AnyStateMachine> {
   /** Loads storage and starts ticking. */
   static async start<M extends AnyStateMachine>(opts: DriverOptions<M>): Promise<GroupDriver<M>> {
     const c = opts.definition.consensus;
-    const tickMs = Math.max(1, Math.floor(c.heartbeatInterval / 5));
+    const tickMs = driverTickMs(c);
     const ticks = (ms: number) => Math.max(1, Math.ceil(ms / tickMs));
     const rng = opts.rng ?? new SeededRng(crypto.getRandomValues(new Uint32Array(1))[0]!);
     const pref = opts.definition.machine.leadershipPreference?.() ?? LeadershipPreference.Normal;

@@ -4,8 +4,13 @@ import { test } from "../harness.ts";
 import { Counter, type CounterCommand } from "../counter.ts";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import { GroupBuilder, type GroupDefinition } from "../../lib/groups/builder.ts";
-import { ConsensusConfig } from "../../lib/groups/config.ts";
-import { GroupDriver, type GroupLink, type GroupMessage } from "../../lib/groups/driver.ts";
+import { CONSENSUS_DEFAULTS, ConsensusConfig } from "../../lib/groups/config.ts";
+import {
+  driverTickMs,
+  GroupDriver,
+  type GroupLink,
+  type GroupMessage,
+} from "../../lib/groups/driver.ts";
 import { GroupTerminatedError, NoCommandsError, OfflineError } from "../../lib/groups/errors.ts";
 import { GroupKey } from "../../lib/groups/key.ts";
 import type { Group } from "../../lib/groups/types.ts";
@@ -299,3 +304,23 @@ test(
   },
   { timeout: 20_000 },
 );
+
+test("driver: the election timeout's jitter spans at least 20 tick values, so members rarely time out together", () => {
+  for (
+    const c of [
+      CONSENSUS_DEFAULTS,
+      { heartbeatInterval: 75, electionTimeoutJitter: 75 },
+      { heartbeatInterval: 1000, electionTimeoutJitter: 2000 },
+    ]
+  ) {
+    const tick = driverTickMs(c);
+    assert(
+      c.electionTimeoutJitter / tick >= 15,
+      `jitter ${c.electionTimeoutJitter} ms in ticks of ${tick} ms`,
+    );
+    assert(tick <= c.heartbeatInterval / 5, "heartbeats keep their own cadence");
+  }
+  assertEquals(driverTickMs(CONSENSUS_DEFAULTS), 25);
+  // no jitter: no need for finer ticks than a fifth of the heartbeat
+  assertEquals(driverTickMs({ heartbeatInterval: 100, electionTimeoutJitter: 0 }), 20);
+});
