@@ -329,9 +329,9 @@ test("runner: a restarted node never votes twice in one term", async () => {
   }
 });
 
-test("runner: a restart replays a log longer than the entry cache, read in windows", async () => {
+/** A store holding a one-voter ("n1") cluster whose log is the bootstrap entry, then `adds`. */
+async function loneStore(adds: readonly number[]): Promise<AsyncStore> {
   const store = new AsyncStore();
-  const n = 5_000;
   await store.inner.append([{
     index: 1,
     term: 1,
@@ -341,10 +341,43 @@ test("runner: a restart replays a log longer than the entry cache, read in windo
       voters: ["n1"],
     }) as unknown as Cmd,
   }]);
-  const commands: LogEntry<Cmd>[] = [];
-  for (let i = 2; i <= n + 1; i++) commands.push({ index: i, term: 1, command: { add: i } });
-  await store.inner.append(commands);
+  await store.inner.append(adds.map((add, k) => ({ index: k + 2, term: 1, command: { add } })));
   store.inner.saveHardState({ term: 1, votedFor: "n1" });
+  return store;
+}
+
+/** Opens "n1" alone on `store` (it elects itself and replays its log); `cacheEntries` bounds its entry cache. */
+function openLone(store: AsyncStore, machine: Counter, cacheEntries?: number) {
+  return CoreRunner.open({
+    raft: {
+      id: "n1",
+      electionTicks: 3,
+      electionJitterTicks: 1,
+      heartbeatTicks: 1,
+      bootstrapTicks: 0,
+      leadershipMultiplier: 1,
+      canVote: true,
+      autoBootstrap: false,
+      ...(cacheEntries === undefined ? {} : { cacheEntries }),
+      rng: new SeededRng(1),
+    },
+    machine,
+    storage: store,
+    send: () => {},
+  });
+}
+
+/** Ticks `runner` (bounded: 200 ticks of about 1 ms) until `done()`. */
+async function tickUntil(runner: CoreRunner<Counter>, done: () => boolean): Promise<void> {
+  for (let t = 0; t < 200 && !done(); t++) {
+    runner.tick();
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+test("runner: a restart replays a log longer than the entry cache, read in windows", async () => {
+  const n = 5_000;
+  const store = await loneStore(Array.from({ length: n }, (_, k) => k + 2));
   let reads = 0;
   const [get, getRange] = [store.get.bind(store), store.getRange.bind(store)];
   store.get = (i: number) => {
@@ -356,29 +389,10 @@ test("runner: a restart replays a log longer than the entry cache, read in windo
     return getRange(a, b);
   };
   const machine = new Counter();
-  const runner = await CoreRunner.open({
-    raft: {
-      id: "n1",
-      electionTicks: 3,
-      electionJitterTicks: 1,
-      heartbeatTicks: 1,
-      bootstrapTicks: 0,
-      leadershipMultiplier: 1,
-      canVote: true,
-      autoBootstrap: false,
-      cacheEntries: 100,
-      rng: new SeededRng(1),
-    },
-    machine,
-    storage: store,
-    send: () => {},
-  });
+  const runner = await openLone(store, machine, 100);
   try {
     const expected = (n + 1) * (n + 2) / 2 - 1;
-    for (let t = 0; t < 200 && machine.value !== expected; t++) {
-      runner.tick();
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await tickUntil(runner, () => machine.value === expected);
     assertEquals(machine.value, expected, "every command replayed once, in order");
     assertEquals(runner.core.role, "leader");
     assert(reads < 20, `read in windows, not entry by entry (${reads} storage reads)`);
@@ -398,42 +412,12 @@ test("runner: each command is applied with its own position, and one that throws
       this.seen.push([command.add, ctx.logPosition().index]);
     }
   }
-  const store = new AsyncStore();
-  await store.inner.append([{
-    index: 1,
-    term: 1,
-    command: new SystemEntry({
-      type: "bootstrap",
-      clusterId: "c1",
-      voters: ["n1"],
-    }) as unknown as Cmd,
-  }]);
   // One replayed batch: 2..6, with the throwing command in the middle.
-  const adds = [1, 2, -1, 4, 8];
-  await store.inner.append(adds.map((add, k) => ({ index: k + 2, term: 1, command: { add } })));
-  store.inner.saveHardState({ term: 1, votedFor: "n1" });
+  const store = await loneStore([1, 2, -1, 4, 8]);
   const machine = new Picky();
-  const runner = await CoreRunner.open({
-    raft: {
-      id: "n1",
-      electionTicks: 3,
-      electionJitterTicks: 1,
-      heartbeatTicks: 1,
-      bootstrapTicks: 0,
-      leadershipMultiplier: 1,
-      canVote: true,
-      autoBootstrap: false,
-      rng: new SeededRng(1),
-    },
-    machine,
-    storage: store,
-    send: () => {},
-  });
+  const runner = await openLone(store, machine);
   try {
-    for (let t = 0; t < 200 && machine.value !== 15; t++) {
-      runner.tick();
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await tickUntil(runner, () => machine.value === 15);
     assertEquals(machine.value, 15, "the commands after the throwing one were applied");
     assertEquals(machine.seen, [[1, 2], [2, 3], [4, 5], [8, 6]], "each at its own index");
     assertEquals(runner.applyErrors.map((e) => e.index), [4]);
