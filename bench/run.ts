@@ -33,7 +33,8 @@ import {
 export const BENCH_HELP = `mosaik cluster benchmark
 
 Usage: npm run bench -- [--quick | --smoke] [--runtime deno|bun|both]
-                        [--nodes 3,5] [--stores memory,durable] [--out DIR] [--no-write]
+                        [--nodes 3,5] [--stores memory,durable] [--cases LIST]
+                        [--callers LIST] [--out DIR] [--no-write]
 
   (no mode)   full: 3 and 5 nodes, both stores, Deno and Bun (default --runtime both),
               5 s per throughput run, 5 failover runs per config, 100 000 catch-up entries;
@@ -45,6 +46,8 @@ Usage: npm run bench -- [--quick | --smoke] [--runtime deno|bun|both]
   --runtime   which runtime the nodes run on: deno, bun or both
   --nodes     node counts, comma-separated (3–7 each)
   --stores    memory (InMemoryLogStore) and/or durable (Deno KV on Deno, SQLite on Bun)
+  --cases     which measurements: write, read, catchup, failover (default: all)
+  --callers   execute concurrencies, comma-separated (default 1,16,64,256)
   --out DIR   write <runtime>-<date>.json and .md into DIR
   --no-write  print only
 
@@ -58,6 +61,11 @@ median over runs) with the default ConsensusConfig and a fast one (election
 timeout 300 ms); catch-up of a new member joining a group with committed
 entries.`;
 
+/** The measurements `--cases` can choose. */
+export const BENCH_CASES = ["write", "read", "catchup", "failover"] as const;
+/** One of {@link BENCH_CASES}. */
+export type BenchCase = typeof BENCH_CASES[number];
+
 /** Bad flags: exit 2. */
 class UsageError extends Error {
   override name = "UsageError";
@@ -69,6 +77,8 @@ export interface Plan {
   readonly runtimes: readonly Runtime[];
   readonly nodes: readonly number[];
   readonly stores: readonly StoreKind[];
+  /** Which measurements run. */
+  readonly cases: readonly BenchCase[];
   /** execute concurrencies measured. */
   readonly callers: readonly number[];
   /** executeMany concurrencies measured (batches of {@link batch}). */
@@ -102,6 +112,8 @@ export function parsePlan(args: readonly string[]): Plan & { help: boolean } {
         runtime: { type: "string" },
         nodes: { type: "string" },
         stores: { type: "string" },
+        cases: { type: "string" },
+        callers: { type: "string" },
         out: { type: "string" },
         "no-write": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -135,10 +147,22 @@ export function parsePlan(args: readonly string[]): Plan & { help: boolean } {
       }
       return s;
     });
+  const cases = v.cases === undefined ? [...BENCH_CASES] : v.cases.split(",").map((s) => {
+    const c = BENCH_CASES.find((k) => k === s);
+    if (c === undefined) throw new UsageError(`--cases takes ${BENCH_CASES.join(", ")}, got ${s}`);
+    return c;
+  });
+  const callers = v.callers === undefined ? [1, 16, 64, 256] : v.callers.split(",").map((s) => {
+    const n = Number(s);
+    if (!/^\d+$/.test(s) || n < 1 || n > 4096) {
+      throw new UsageError(`--callers takes counts from 1 to 4096, got ${s}`);
+    }
+    return n;
+  });
   const out = v["no-write"]
     ? undefined
     : v.out ?? (mode === "full" ? join(root, "bench", "results") : undefined);
-  const common = { runtimes, nodes, stores, out, callers: [1, 16, 64, 256], batch: 100 };
+  const common = { runtimes, nodes, stores, cases, out, callers, batch: 100 };
   const help = v.help === true;
   if (mode === "full") {
     return {
@@ -879,29 +903,55 @@ async function benchConfig(
     loadAverage: { start: os.loadavg(), end: [] },
     errors: [],
   };
-  const tag = `${runtime}, ${n} nodes, ${result.storeName}`;
-  const attempt = async (what: string, fn: () => Promise<void>, cluster?: Cluster) => {
-    try {
-      await fn();
-    } catch (err) {
-      const msg = `${what}: ${(err as Error).message}${cluster ? `\n${cluster.stderr()}` : ""}`;
-      log(`  FAILED ${msg}`);
-      result.errors.push(msg);
-    }
-  };
+  const runs = (c: BenchCase) => plan.cases.includes(c);
+  if (runs("write") || runs("read")) {
+    await measureCluster(runtime, n, store, plan, versions, result);
+  }
+  if (runs("catchup")) await measureCatchUp(runtime, n, store, plan, result);
+  if (runs("failover")) await measureFailover(runtime, n, store, plan, result);
+  result.loadAverage.end = os.loadavg();
+  return result;
+}
 
-  log(`${tag}: starting the cluster (default ConsensusConfig)`);
+/** Records a failed measurement in `result` (and says so), with the nodes' stderr. */
+async function attempt(
+  result: ConfigResult,
+  what: string,
+  fn: () => Promise<void>,
+  cluster?: Cluster,
+): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const msg = `${what}: ${(err as Error).message}${cluster ? `\n${cluster.stderr()}` : ""}`;
+    log(`  FAILED ${msg}`);
+    result.errors.push(msg);
+  }
+}
+
+/** Writes and reads, on one cluster with the default config. */
+async function measureCluster(
+  runtime: Runtime,
+  n: number,
+  store: StoreKind,
+  plan: Plan,
+  versions: Map<Runtime, string>,
+  result: ConfigResult,
+): Promise<void> {
+  log(
+    `${runtime}, ${n} nodes, ${result.storeName}: starting the cluster (default ConsensusConfig)`,
+  );
   const cluster = new Cluster(runtime, store, "default");
   try {
     let formed = false;
-    await attempt("starting the cluster", async () => {
+    await attempt(result, "starting the cluster", async () => {
       await cluster.start(n);
       versions.set(runtime, cluster.nodes[0]!.version);
       formed = true;
     }, cluster);
     if (formed) {
-      for (const callers of plan.callers) {
-        await attempt(`execute with ${callers} callers`, async () => {
+      for (const callers of plan.cases.includes("write") ? plan.callers : []) {
+        await attempt(result, `execute with ${callers} callers`, async () => {
           const row = await undisturbed(plan, () => writeCase(cluster, plan, "execute", callers));
           result.writes.push(row);
           log(
@@ -911,8 +961,8 @@ async function benchConfig(
           );
         }, cluster);
       }
-      for (const callers of plan.batchCallers) {
-        await attempt(`executeMany with ${callers} callers`, async () => {
+      for (const callers of plan.cases.includes("write") ? plan.batchCallers : []) {
+        await attempt(result, `executeMany with ${callers} callers`, async () => {
           const row = await undisturbed(
             plan,
             () => writeCase(cluster, plan, "executeMany", callers),
@@ -925,9 +975,9 @@ async function benchConfig(
           );
         }, cluster);
       }
-      for (const consistency of ["weak", "strong"] as const) {
+      for (const consistency of plan.cases.includes("read") ? ["weak", "strong"] as const : []) {
         for (const on of ["follower", "leader"] as const) {
-          await attempt(`${consistency} reads on the ${on}`, async () => {
+          await attempt(result, `${consistency} reads on the ${on}`, async () => {
             const row = await undisturbed(plan, () => readCase(cluster, plan, consistency, on));
             result.reads.push(row);
             log(`  ${row.case}: p50 ${fmtMs(row.latency.p50)}, p99 ${fmtMs(row.latency.p99)}`);
@@ -938,12 +988,20 @@ async function benchConfig(
   } finally {
     await cluster.close();
   }
+}
 
-  // Catch-up on a cluster of its own, so that its log holds only the filled entries.
-  log(`${tag}: catch-up cluster`);
+/** Catch-up, on a cluster of its own, so that its log holds only the filled entries. */
+async function measureCatchUp(
+  runtime: Runtime,
+  n: number,
+  store: StoreKind,
+  plan: Plan,
+  result: ConfigResult,
+): Promise<void> {
+  log(`${runtime}, ${n} nodes, ${result.storeName}: catch-up cluster`);
   const fresh = new Cluster(runtime, store, "default");
   try {
-    await attempt("catch-up", async () => {
+    await attempt(result, "catch-up", async () => {
       await fresh.start(n);
       result.catchUp = await catchUp(fresh, plan);
       log(`  catch-up: ${fmtRate(result.catchUp.rate)} (${fmtMs(result.catchUp.totalMs)})`);
@@ -951,7 +1009,16 @@ async function benchConfig(
   } finally {
     await fresh.close();
   }
+}
 
+/** Failover runs with both configs, each on a fresh cluster. */
+async function measureFailover(
+  runtime: Runtime,
+  n: number,
+  store: StoreKind,
+  plan: Plan,
+  result: ConfigResult,
+): Promise<void> {
   for (const consensus of ["default", "fast"] as const) {
     const runs: FailoverRun[] = [];
     for (let i = 0; i < plan.failoverRuns[consensus]; i++) {
@@ -975,8 +1042,6 @@ async function benchConfig(
       medianFirstWrite: median(runs.flatMap((r) => r.firstWrite === null ? [] : [r.firstWrite])),
     });
   }
-  result.loadAverage.end = os.loadavg();
-  return result;
 }
 
 // ---------------------------------------------------------------- report
