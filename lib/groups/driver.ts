@@ -549,7 +549,17 @@ export class GroupDriver<M extends AnyStateMachine> {
     }
   }
 
-  /** Waits until a leader other than `except` is known, or the deadline passes. */
+  /**
+   * Waits until the core knows a leader other than `except`, or ten ticks or
+   * the deadline pass. The callers' retry loops decide from the core, so this
+   * asks the core too; the published status only wakes it up. The status lags
+   * the core while a Ready is being persisted: a follower that has just
+   * granted a vote in a new term has no leader in its core, but until the vote
+   * is durable its status still names the old leader. A wait on the status
+   * would return at once there, and `#assign` would loop on microtasks alone —
+   * starving the event loop, so the vote's commit on an async store (Deno KV)
+   * could not complete — until its forward deadline passed.
+   */
   async #waitForLeader(
     deadline: number,
     signal: AbortSignal | undefined,
@@ -557,9 +567,13 @@ export class GroupDriver<M extends AnyStateMachine> {
   ): Promise<void> {
     const remaining = deadline - Date.now();
     if (remaining <= 0) return;
+    const known = () => {
+      const leader = this.#runner.core.leader;
+      return leader !== undefined && leader !== except;
+    };
     try {
       await this.status.waitFor(
-        (s) => s.leader !== undefined && s.leader.toHex() !== except,
+        known,
         {
           timeoutMs: Math.min(remaining, this.#tickMs * 10),
           ...(signal !== undefined ? { signal } : {}),

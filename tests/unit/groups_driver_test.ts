@@ -18,31 +18,46 @@ import { PeerId } from "../../lib/primitives/ids.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { EncodingError } from "../../lib/wire/errors.ts";
 import { decodeEntry } from "../../lib/wire/entry.ts";
-import { SystemEntry } from "../../storage/types.ts";
+import { type HardState, type Storage, SystemEntry } from "../../storage/types.ts";
+import { InMemoryLogStore } from "../../storage/memory.ts";
 
 type Cmd = CounterCommand;
 
-const CONFIG = ConsensusConfig.builder()
-  .withHeartbeatInterval(20)
-  .withHeartbeatJitter(5)
-  .withElectionTimeout(100)
-  .withElectionTimeoutJitter(50)
-  .withBootstrapDelay(60)
-  .withForwardTimeout(600)
-  .withQueryTimeout(600)
-  .withDeadMemberTimeout(2000)
-  .build();
+/** The test timings, with the given forward timeout. */
+function timings(forwardTimeout = 600): ConsensusConfig {
+  return ConsensusConfig.builder()
+    .withHeartbeatInterval(20)
+    .withHeartbeatJitter(5)
+    .withElectionTimeout(100)
+    .withElectionTimeoutJitter(50)
+    .withBootstrapDelay(60)
+    .withForwardTimeout(forwardTimeout)
+    .withQueryTimeout(600)
+    .withDeadMemberTimeout(2000)
+    .build();
+}
 
-function definition(key: GroupKey): GroupDefinition<Counter> {
+const CONFIG = timings();
+
+/** What one member may have instead of the defaults: its own store and consensus config. */
+interface MemberSetup {
+  readonly storage?: Storage<Cmd>;
+  readonly consensus?: ConsensusConfig;
+}
+
+function definition(key: GroupKey, setup: MemberSetup = {}): GroupDefinition<Counter> {
   let def: GroupDefinition<Counter> | undefined;
-  new GroupBuilder(
+  const builder = new GroupBuilder(
     <M extends Parameters<ConstructorParameters<typeof GroupBuilder>[0]>[0]["machine"]>(
       d: GroupDefinition<M>,
     ) => {
       def = d as unknown as GroupDefinition<Counter>;
       return undefined as unknown as Group<M>;
     },
-  ).withKey(key).withStateMachine(new Counter()).withConsensusConfig(CONFIG).join();
+  ).withKey(key).withStateMachine(new Counter());
+  const consensus = setup.consensus ?? CONFIG;
+  if (setup.storage === undefined) builder.withConsensusConfig(consensus).join();
+  else builder.withLogStorage(setup.storage).withConsensusConfig(consensus).join();
   return def!;
 }
 
@@ -71,11 +86,15 @@ class Fabric {
     return this.drivers.has(a) && this.drivers.has(b) && !this.cut.has(a) && !this.cut.has(b);
   }
 
-  async add(key: GroupKey, seed: number): Promise<[string, GroupDriver<Counter>]> {
+  async add(
+    key: GroupKey,
+    seed: number,
+    setup: MemberSetup = {},
+  ): Promise<[string, GroupDriver<Counter>]> {
     const self = new PeerId(new SeededRng(seed).bytes(32));
     const id = self.toHex();
     const driver = await GroupDriver.start({
-      definition: definition(key),
+      definition: definition(key, setup),
       self,
       link: this.link(id),
       rng: new SeededRng(seed),
@@ -299,6 +318,110 @@ test(
       assertEquals(leader.runner.core.membership.learners, []);
       assert(x.runner.core.removed, "X saw its removal committed before it left");
     } finally {
+      await fabric.close();
+    }
+  },
+  { timeout: 20_000 },
+);
+
+/**
+ * An in-memory store whose hard-state saves can be held back, as a durable
+ * store's commit is pending while its I/O runs; released saves complete on a
+ * later turn of the event loop, as an I/O completion does (Deno KV's commits).
+ */
+class HeldHardStateStore extends InMemoryLogStore<Cmd> {
+  holding = false;
+  #held: (() => void)[] = [];
+
+  /** Saves waiting for {@link release}. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  override async saveHardState(state: HardState): Promise<void> {
+    if (this.holding) await new Promise<void>((resolve) => this.#held.push(resolve));
+    super.saveHardState(state);
+  }
+
+  /** Stops holding; the held saves complete on the next turn of the event loop. */
+  release(): void {
+    this.holding = false;
+    const held = this.#held;
+    this.#held = [];
+    if (held.length > 0) setTimeout(() => held.forEach((resolve) => resolve()), 0);
+  }
+}
+
+test(
+  "driver: an execute on a follower whose vote is still being saved waits for the new leader instead of spinning until its forward deadline",
+  async () => {
+    // F votes for the new candidate and its store takes a while to make that vote durable.
+    // Meanwhile F's core knows no leader, but its published status still names the old one
+    // (statuses are published after each Ready is persisted). An execute on F must wait for
+    // the new leader; it once looped on microtasks alone until its forward deadline — so the
+    // vote could not be saved, the election stalled, and the execute failed offline.
+    const key = GroupKey.generate();
+    const seeds = [11, 22, 33];
+    const hex = (seed: number) => new PeerId(new SeededRng(seed).bytes(32)).toHex();
+    // The lowest PeerId founds the cluster and leads; F is another member, reluctant to lead,
+    // so that the third member is the one that campaigns when the leader is gone.
+    const founder = seeds.map(hex).sort()[0];
+    const fSeed = seeds.find((s) => hex(s) !== founder)!;
+    const store = new HeldHardStateStore();
+    const fabric = new Fabric();
+    try {
+      for (const seed of seeds) {
+        await fabric.add(
+          key,
+          seed,
+          seed === fSeed
+            ? {
+              storage: store,
+              consensus: timings(5_000).deprioritizeLeadershipBy(100),
+            }
+            : {},
+        );
+      }
+      const fid = hex(fSeed);
+      const f = fabric.drivers.get(fid)!;
+      await eventually(
+        () => {
+          const l = fabric.leader();
+          return l !== undefined && l !== f && l.runner.core.membership.voters.length === 3 &&
+            l.runner.core.committedInTerm();
+        },
+        8000,
+        "three voters, led by a member other than F",
+      );
+      const lid = fabric.leader()!.runner.core.id;
+      const first = await f.submit([{ add: 1 }], true);
+      // Every member holds the write, so F votes for the third member's log.
+      await eventually(
+        () => [...fabric.drivers.values()].every((d) => d.runner.applied.index >= first.end),
+        5000,
+        "every member to apply the first write",
+      );
+      assertEquals(f.status.get().leader?.toHex(), lid, "F's status names the leader");
+
+      // The leader dies (its bonds stay up for now: messages to and from it are lost).
+      store.holding = true;
+      fabric.drop = (from, to) => from === lid || to === lid;
+      await eventually(() => store.held > 0, 5000, "F to grant a vote and save it");
+      assertEquals(f.runner.core.role, "follower");
+      assertEquals(f.runner.core.leader, undefined, "F's core knows no leader");
+      assertEquals(f.status.get().leader?.toHex(), lid, "F's status still names the dead leader");
+
+      const write = f.submit([{ add: 2 }], true);
+      store.release();
+      const outcome = await write.then(
+        () => "committed",
+        (err: Error) => `${err.name}: ${err.message}`,
+      );
+      assertEquals(outcome, "committed");
+      assert(f.runner.core.leader !== lid && f.runner.core.leader !== undefined, "a new leader");
+      assertEquals((await f.query(null, "strong")).result, 3);
+    } finally {
+      store.release();
       await fabric.close();
     }
   },
