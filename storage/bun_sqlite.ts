@@ -7,7 +7,7 @@ import {
   isIndex,
   type Term,
 } from "../lib/primitives/cursor.ts";
-import { decodeEntry, encodeEntry } from "../lib/wire/entry.ts";
+import { decodeOwnedEntry, entryBytes } from "../lib/wire/entry.ts";
 import {
   checkBatch,
   checkClaim,
@@ -300,7 +300,7 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     if (entries.length === 0) return;
     checkBatch(this.#last, entries);
     const encoded = new Array<Uint8Array>(entries.length);
-    for (let i = 0; i < entries.length; i++) encoded[i] = encodeEntry(entries[i]!);
+    for (let i = 0; i < entries.length; i++) encoded[i] = entryBytes(entries[i]!);
     this.#appendTxn(entries, encoded);
     const tail = entries[entries.length - 1]!;
     this.#last = { term: tail.term, index: tail.index };
@@ -521,7 +521,8 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
   #decode(index: Index, term: unknown, bytes: unknown): LogEntry<C> {
     let entry: LogEntry<C>;
     try {
-      entry = decodeEntry<C>(bytes as Uint8Array);
+      // A fresh blob per row: the entry may keep it as its encoding.
+      entry = decodeOwnedEntry<C>(bytes as Uint8Array);
     } catch (cause) {
       throw new StoreCorruptError(
         this.path,

@@ -7,7 +7,7 @@ import {
   isIndex,
   type Term,
 } from "../lib/primitives/cursor.ts";
-import { decodeEntry, encodeEntry } from "../lib/wire/entry.ts";
+import { decodeOwnedEntry, entryBytes } from "../lib/wire/entry.ts";
 import {
   checkBatch,
   checkClaim,
@@ -635,7 +635,8 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     const bytes = header.inline ?? await this.#readChunks(index, header.chunks, header.size);
     let entry: LogEntry<C>;
     try {
-      entry = decodeEntry<C>(bytes);
+      // Read fresh from KV: the entry may keep the bytes as its encoding.
+      entry = decodeOwnedEntry<C>(bytes);
     } catch (err) {
       throw this.#corrupt(`entry ${index} does not decode`, err);
     }
@@ -702,7 +703,7 @@ function chunkKey(index: Index, k: number): Deno.KvKey {
 }
 
 function encodeRecord<C>(entry: LogEntry<C>): EncodedRecord {
-  const bytes = encodeEntry(entry);
+  const bytes = entryBytes(entry);
   const { index, term } = entry;
   if (INLINE_HEADER + bytes.byteLength <= VALUE_MAX) {
     const header = new Uint8Array(INLINE_HEADER + bytes.byteLength);

@@ -13,7 +13,7 @@
  */
 
 import type { LogEntry } from "../../storage/types.ts";
-import { decodeEntry, encodeEntry } from "../wire/entry.ts";
+import { decodeOwnedEntry, entryBytes } from "../wire/entry.ts";
 import type { NodeId, RaftMessage } from "../raft/types.ts";
 
 /** A Raft message as sent: plain CBOR data, append entries as encoded bytes. */
@@ -22,18 +22,6 @@ export type WireRaftMessage = Readonly<Record<string, unknown>>;
 /** Longest cluster id or read request id accepted from a peer. */
 const MAX_ID = 128;
 
-/** Encodings of entries already sent, so an entry replicated to several peers is encoded once. */
-const encoded = new WeakMap<LogEntry<unknown>, Uint8Array>();
-
-function encodeOnce(entry: LogEntry<unknown>): Uint8Array {
-  let bytes = encoded.get(entry);
-  if (bytes === undefined) {
-    bytes = encodeEntry(entry);
-    encoded.set(entry, bytes);
-  }
-  return bytes;
-}
-
 /**
  * The wire form of a message the core produced.
  *
@@ -41,7 +29,7 @@ function encodeOnce(entry: LogEntry<unknown>): Uint8Array {
  */
 export function raftToWire(m: RaftMessage): WireRaftMessage {
   if (m.type !== "append") return m as unknown as WireRaftMessage;
-  return { ...m, entries: m.entries.map(encodeOnce) };
+  return { ...m, entries: m.entries.map(entryBytes) };
 }
 
 const nat = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
@@ -92,7 +80,8 @@ export function raftFromWire(raw: unknown, from: NodeId, self: NodeId): RaftMess
         if (!(bytes instanceof Uint8Array)) return undefined;
         let entry: LogEntry<unknown>;
         try {
-          entry = decodeEntry(bytes);
+          // The frame decoder copied these bytes out: the entry may keep them as its encoding.
+          entry = decodeOwnedEntry(bytes);
         } catch {
           return undefined;
         }

@@ -26,7 +26,7 @@
 import type { Index, Term } from "../primitives/cursor.ts";
 import type { NodeId } from "../raft/types.ts";
 import type { LogEntry, Storage } from "../../storage/types.ts";
-import { decodeEntry, encodeEntry } from "../wire/entry.ts";
+import { decodeOwnedEntry, entryBytes } from "../wire/entry.ts";
 
 /** The state-sync messages members exchange (part of the group's bond messages). */
 export type SyncMessage =
@@ -173,7 +173,7 @@ export class CatchUp {
     for (const [k, bytes] of msg.entries.entries()) {
       let e: LogEntry<unknown>;
       try {
-        e = decodeEntry(bytes);
+        e = decodeOwnedEntry(bytes);
       } catch {
         this.#fail(req, Date.now(), false);
         return;
@@ -314,7 +314,7 @@ export async function serveSync(
   let bytes = 0;
   for (const [k, e] of entries.entries()) {
     if (e.index !== req.start + k) break;
-    const b = encodeEntry(e);
+    const b = entryBytes(e);
     if (out.length > 0 && bytes + b.byteLength > MAX_RESPONSE_BYTES) break;
     out.push(b);
     bytes += b.byteLength;

@@ -22,6 +22,34 @@ const KIND_SYSTEM = 1;
  * @throws {TypeError} when a system entry's body is malformed
  */
 export function encodeEntry<C>(entry: LogEntry<C>): Uint8Array {
+  return entryBytes(entry).slice();
+}
+
+/**
+ * The encodings of entries already encoded or decoded, keyed by the entry
+ * object: a leader encodes an entry once for every follower and for its own
+ * store, and a follower stores the bytes the entry arrived in. Entry objects
+ * are never changed after they are made, so an encoding stays valid.
+ */
+const ENCODED = new WeakMap<LogEntry<unknown>, Uint8Array>();
+
+/**
+ * The encoding of `entry`, as {@link encodeEntry} makes it, computed once per
+ * entry object and shared: callers must not change the returned bytes.
+ * @internal
+ *
+ * @throws like {@link encodeEntry}
+ */
+export function entryBytes<C>(entry: LogEntry<C>): Uint8Array {
+  let bytes = ENCODED.get(entry);
+  if (bytes === undefined) {
+    bytes = encodeFresh(entry);
+    ENCODED.set(entry, bytes);
+  }
+  return bytes;
+}
+
+function encodeFresh<C>(entry: LogEntry<C>): Uint8Array {
   const { index, term, command } = entry;
   if (!isPosition(index) || !isPosition(term)) {
     throw new RangeError(
@@ -47,6 +75,19 @@ export function encodeEntry<C>(entry: LogEntry<C>): Uint8Array {
   const out = new Uint8Array(view.byteLength);
   out.set(view);
   return out;
+}
+
+/**
+ * Decodes like {@link decodeEntry} and remembers `bytes` as the new entry's
+ * encoding for {@link entryBytes}, so storing it does not encode it again.
+ * The caller gives up `bytes`: nothing may change them afterwards. @internal
+ *
+ * @throws like {@link decodeEntry}
+ */
+export function decodeOwnedEntry<C>(bytes: Uint8Array): LogEntry<C> {
+  const entry = decodeEntry<C>(bytes);
+  ENCODED.set(entry, bytes);
+  return entry;
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   encodeEntry,
   EncodingError,
 } from "../../lib/wire/mod.ts";
+import { decodeOwnedEntry, entryBytes } from "../../lib/wire/entry.ts";
 
 function roundTrip<C>(entry: LogEntry<C>): LogEntry<C> {
   return decodeEntry<C>(encodeEntry(entry));
@@ -149,4 +150,31 @@ test("entry: decode refuses every malformed shape", () => {
   const good = encodeEntry({ index: 1, term: 1, command: "x" });
   assertThrows(() => decodeEntry(new Uint8Array([...good, 0])), DecodeError, "trailing");
   assertThrows(() => decodeEntry(good.subarray(0, good.length - 1)), DecodeError);
+});
+
+test("entry: entryBytes encodes an entry object once and encodeEntry hands out copies", () => {
+  const entry = { index: 9, term: 2, command: { op: "set", key: "k", value: "v" } };
+  const shared = entryBytes(entry);
+  assert(entryBytes(entry) === shared, "the same entry object gives the same bytes");
+  assertEquals(shared, encodeEntry(entry));
+  const copy = encodeEntry(entry);
+  assert(copy !== shared && copy !== encodeEntry(entry), "encodeEntry returns a new buffer");
+  copy.fill(0);
+  assertEquals(decodeEntry(entryBytes(entry)), entry, "changing a copy leaves the encoding");
+  // A different but equal object is encoded on its own, to the same bytes.
+  const twin = { ...entry };
+  assert(entryBytes(twin) !== shared);
+  assertEquals(entryBytes(twin), shared);
+  // Unencodable commands still fail, and nothing is remembered for them.
+  const bad = { index: 1, term: 1, command: { at: new Date(0) } };
+  assertThrows(() => entryBytes(bad), EncodingError);
+  assertThrows(() => entryBytes(bad), EncodingError);
+});
+
+test("entry: decodeOwnedEntry keeps the bytes it decoded as the entry's encoding", () => {
+  const bytes = encodeEntry({ index: 4, term: 1, command: ["a", 1] });
+  const entry = decodeOwnedEntry(bytes);
+  assertEquals(entry, { index: 4, term: 1, command: ["a", 1] });
+  assert(entryBytes(entry) === bytes);
+  assertThrows(() => decodeOwnedEntry(new Uint8Array([0x83, 1, 2, 3])), DecodeError);
 });
