@@ -4,14 +4,37 @@ import {
   decode,
   DecodeError,
   DEFAULT_MAX_FRAME_SIZE,
-  encode,
-  FRAME_HEADER_SIZE,
+  encodeMessage,
   FrameDecoder,
   FrameTooLargeError,
   WireError,
-  writeFrame,
 } from "../lib/wire/mod.ts";
 import { CloseCode, type Stream } from "./types.ts";
+
+/**
+ * Frames sent together are written to the stream as one chunk of up to this
+ * many bytes (a bigger frame goes alone): each write costs the transport a
+ * call, and often a packet, whatever its size.
+ */
+const COALESCE_BYTES = 64 * 1024;
+
+/** Frames waiting to be written together. */
+interface Batch {
+  readonly frames: Uint8Array[];
+  bytes: number;
+  /** Settles once the batch is queued on the stream (rejects if the stream failed). */
+  written: Promise<void>;
+}
+
+function concat(batch: Batch): Uint8Array {
+  const out = new Uint8Array(batch.bytes);
+  let at = 0;
+  for (const frame of batch.frames) {
+    out.set(frame, at);
+    at += frame.byteLength;
+  }
+  return out;
+}
 
 /** Options of a {@link FramedStream}. */
 export interface FramedStreamOptions {
@@ -77,6 +100,8 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
   #receiving: Promise<unknown> = Promise.resolve();
   /** Serializes sends, likewise; settles (never rejects) when the last send is queued. */
   #sending: Promise<unknown> = Promise.resolve();
+  /** The batch that later sends still join, until its turn to be written comes. */
+  #open: Batch | undefined;
   #closing: Promise<void> | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -131,7 +156,8 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
   /**
    * Sends one message, waiting while the peer is slow (backpressure). It
    * resolves once the frame is queued on the stream, not when the peer has
-   * it.
+   * it. Messages sent in the same turn of the event loop, or while earlier
+   * ones wait for room, are written to the stream together (up to 64 KiB).
    *
    * @param message plain data
    * @throws {EncodingError} when `message` is not CBOR-encodable (nothing is sent)
@@ -139,16 +165,43 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
    * @throws the stream's error when the stream was reset or its connection closed
    * @throws {Error} after {@link close}
    */
-  async send(message: T): Promise<void> {
-    if (this.#closing !== undefined) throw new Error("Cannot send message: stream is closed");
-    const payload = encode(message);
-    // Chained, so concurrent sends keep call order and each one waits for room in turn.
-    const sent = this.#sending.then(() =>
-      writeFrame(this.#writer, payload, { maxFrameSize: this.#maxFrameSize })
-    );
-    this.#sending = sent.catch(() => {});
-    await sent;
-    this.#bytesOut += FRAME_HEADER_SIZE + payload.byteLength;
+  send(message: T): Promise<void> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(new Error("Cannot send message: stream is closed"));
+    }
+    let frame: Uint8Array;
+    try {
+      frame = encodeMessage(message, { maxFrameSize: this.#maxFrameSize });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#enqueue(frame);
+  }
+
+  /**
+   * Adds a frame to the batch that is still open, or opens one behind those
+   * already queued. A batch closes when its turn to be written comes, so
+   * frames sent together (in one turn of the event loop, or while the
+   * stream applies backpressure) reach the stream as one write.
+   */
+  #enqueue(frame: Uint8Array): Promise<void> {
+    let batch = this.#open;
+    if (batch === undefined || batch.bytes + frame.byteLength > COALESCE_BYTES) {
+      const opened: Batch = { frames: [], bytes: 0, written: Promise.resolve() };
+      opened.written = this.#sending.then(async () => {
+        if (this.#open === opened) this.#open = undefined;
+        const chunk = opened.frames.length === 1 ? opened.frames[0]! : concat(opened);
+        await this.#writer.ready;
+        // Reported through `ready`/`closed`; handled here so it is never an unhandled rejection.
+        this.#writer.write(chunk).catch(() => {});
+        this.#bytesOut += chunk.byteLength;
+      });
+      this.#sending = opened.written.catch(() => {});
+      this.#open = batch = opened;
+    }
+    batch.frames.push(frame);
+    batch.bytes += frame.byteLength;
+    return batch.written;
   }
 
   /**

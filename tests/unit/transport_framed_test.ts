@@ -104,14 +104,31 @@ const SAMPLES: unknown[] = [
   0,
 ];
 
-test("send writes one frame per message, in call order", async () => {
+test("send writes one frame per message, in call order; frames sent together share a write", async () => {
   const peer = fakeStream();
   const framed = new FramedStream(peer.stream);
   await Promise.all(SAMPLES.map((m) => framed.send(m)));
+  assertEquals(peer.written.length, 1, "messages sent in one turn reach the stream as one chunk");
+  // Sent in separate turns: a chunk each.
+  await framed.send("a");
+  await framed.send("b");
+  assertEquals(peer.written.length, 3);
   await framed.close();
   assert(peer.state.writableClosed, "close() ends our side");
-  assertEquals(messagesIn(peer.written), SAMPLES);
-  assertEquals(peer.written.length, SAMPLES.length, "one chunk per frame");
+  assertEquals(messagesIn(peer.written), [...SAMPLES, "a", "b"]);
+});
+
+test("frames sent together are cut into writes of at most 64 KiB, a bigger frame alone", async () => {
+  const peer = fakeStream();
+  const framed = new FramedStream(peer.stream);
+  const kib = (n: number) => new Uint8Array(n * 1024).fill(n);
+  const sizes = [30, 30, 30, 100, 1, 1];
+  await Promise.all(sizes.map((n) => framed.send(kib(n))));
+  await framed.close();
+  assertEquals(messagesIn(peer.written), sizes.map(kib));
+  // [30, 30] | [30] | [100] | [1, 1]: 30 + 30 + 30 KiB and 30 + 100 KiB are over the limit.
+  assertEquals(peer.written.length, 4);
+  assert(peer.written.every((c) => c.byteLength <= 64 * 1024 + 8 || c.byteLength > 100 * 1024));
 });
 
 test("receive decodes frames cut and merged anywhere, then undefined at a clean end", async () => {
@@ -211,26 +228,32 @@ test("a failing stream rejects receive with its error and is not a violation", a
   await framed.close();
 });
 
-test("send waits while the stream applies backpressure", async () => {
+test("send waits while the stream applies backpressure; what waits goes out together", async () => {
   const peer = fakeStream({ slowSink: true });
   const framed = new FramedStream<number>(peer.stream);
-  const sends = [framed.send(1), framed.send(2), framed.send(3)];
-  const done = [false, false, false];
-  sends.forEach((p, i) => p.then(() => done[i] = true));
+  let firstDone = false;
+  const first = framed.send(1).then(() => firstDone = true);
   await turn();
-  // The sink holds frame 1 and the queue is at its high-water mark: frames 2 and 3 wait.
-  assertEquals(done, [true, false, false]);
+  // The sink holds frame 1; the writer's queue is at its high-water mark.
+  assert(firstDone, "the first frame is queued on the stream");
   assertEquals(peer.sinkCalls, 1);
+  const later = [framed.send(2), framed.send(3)];
+  const done = [false, false];
+  later.forEach((p, i) => p.then(() => done[i] = true));
+  await turn();
+  assertEquals(done, [false, false], "frames 2 and 3 wait for room");
+  const third = framed.send(4);
   peer.release();
   await turn();
-  assertEquals(done, [true, true, false]);
+  assertEquals(done, [true, true]);
+  assertEquals(peer.written.length, 1);
   peer.release();
   await turn();
-  assertEquals(done, [true, true, true]);
   peer.release();
-  await Promise.all(sends);
+  await Promise.all([first, ...later, third]);
   await framed.close();
-  assertEquals(messagesIn(peer.written), [1, 2, 3]);
+  // 1 alone, then 2 and 3 together (they waited side by side), then 4.
+  assertEquals(peer.written.map((c) => messagesIn([c])), [[1], [2, 3], [4]]);
 });
 
 test("dispose stops reading and finishes our side", async () => {
