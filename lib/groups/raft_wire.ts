@@ -73,6 +73,7 @@ export function raftFromWire(raw: unknown, from: NodeId, self: NodeId): RaftMess
     case "append": {
       if (!nat(m.prevLogIndex) || !nat(m.prevLogTerm) || !nat(m.leaderCommit)) return undefined;
       if (!Array.isArray(m.entries) || m.prevLogTerm > m.term) return undefined;
+      if (m.noReply !== undefined && m.noReply !== true) return undefined;
       const entries: LogEntry<unknown>[] = [];
       let expect = m.prevLogIndex + 1;
       let lastTerm = m.prevLogTerm;
@@ -99,6 +100,7 @@ export function raftFromWire(raw: unknown, from: NodeId, self: NodeId): RaftMess
         prevLogTerm: m.prevLogTerm,
         entries,
         leaderCommit: m.leaderCommit,
+        ...(m.noReply === true ? { noReply: true } : {}),
       };
     }
     case "appendResponse":

@@ -663,6 +663,7 @@ export class RaftCore {
     const reply = (r: Omit<AppendResponse, "from" | "term" | "clusterId" | "type" | "to">) =>
       this.send({ type: "appendResponse", to: m.from, ...r });
     if (m.prevLogIndex < this.log.committed) {
+      if (m.noReply === true) return;
       reply({
         success: true,
         matchIndex: this.log.committed,
@@ -687,6 +688,7 @@ export class RaftCore {
     }
     if (result.written !== undefined) this.#afterFollowerWrite(result.written);
     if (this.log.commitTo(Math.min(m.leaderCommit, result.lastNew))) this.#afterCommit();
+    if (m.noReply === true) return;
     reply({ success: true, matchIndex: result.lastNew, rejectIndex: 0, hintIndex: 0, hintTerm: 0 });
   }
 
@@ -1077,6 +1079,12 @@ export class RaftCore {
       }
       entries = got;
     }
+    // A commit-only append to a follower known to hold everything needs no answer: it
+    // would tell the leader what it knows, and heartbeats keep telling that the follower is
+    // alive. (Not when the leader only sent everything: an answer may have been lost.)
+    // A follower whose log does not match answers anyway.
+    const noReply = entries.length === 0 && pr.state === "replicate" && pr.match === prevIndex;
+    if (noReply && pr.sentCommit >= this.log.committed) return false;
     this.send({
       type: "append",
       to,
@@ -1084,8 +1092,10 @@ export class RaftCore {
       prevLogTerm: prevTerm,
       entries,
       leaderCommit: this.log.committed,
+      ...(noReply ? { noReply } : {}),
     });
     pr.sent(prevIndex + entries.length, entries.length);
+    if (pr.state === "replicate") pr.sentCommit = this.log.committed;
     return true;
   }
 

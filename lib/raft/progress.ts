@@ -46,6 +46,7 @@ export class Progress {
   /** The follower catches up from peers; `from` is its last known index. */
   becomeSyncing(from: Index): void {
     this.state = "syncing";
+    this.sentCommit = 0;
     this.probeSent = false;
     this.inflight = [];
     this.syncSeen = from;
@@ -54,6 +55,7 @@ export class Progress {
 
   becomeProbe(): void {
     this.state = "probe";
+    this.sentCommit = 0;
     this.probeSent = false;
     this.inflight = [];
     this.next = this.match + 1;
@@ -61,10 +63,17 @@ export class Progress {
 
   becomeReplicate(): void {
     this.state = "replicate";
+    this.sentCommit = 0;
     this.probeSent = false;
     this.inflight = [];
     this.next = this.match + 1;
   }
+
+  /**
+   * The commit index the last AppendEntries to this follower carried, while
+   * replicating: an empty append that would tell it nothing new is not sent.
+   */
+  sentCommit = 0;
 
   /** Records that entries up to `last` were sent. */
   sent(last: Index, count: number): void {

@@ -108,6 +108,12 @@ export interface AppendRequest extends Envelope {
   readonly prevLogTerm: Term;
   readonly entries: readonly LogEntry<unknown>[];
   readonly leaderCommit: Index;
+  /**
+   * Set on an empty append that only carries a new commit index to a
+   * follower known to hold the leader's whole log: the follower answers only
+   * if its log does not match. (Older members ignore it and answer.)
+   */
+  readonly noReply?: boolean;
 }
 
 /** Answer to an {@link AppendRequest}. */

@@ -325,3 +325,64 @@ test("raft: each missing range is read from storage once, even with slow reads a
   // two lagging peers share the same ranges; allow a retry per range, never a storm
   assert(requested.length <= 2 * distinct + 4, `${requested.length} reads for ${distinct} ranges`);
 });
+
+test("raft: a commit-only append to an up-to-date follower is sent once and not answered", () => {
+  const net = TestNet.withVoters(IDS);
+  net.elect("n1");
+  net.run(2);
+  net.core("n1").propose(["a"]);
+  net.process("n1");
+  const seen: RaftMessage[] = [];
+  net.deliver(100_000, (m) => {
+    seen.push(m);
+    return true;
+  });
+  for (const id of IDS) assertEquals(net.commands(id), ["a"], id);
+  const last = net.core("n1").log.lastIndex;
+  const quiet: string[] = [];
+  for (const id of ["n2", "n3"]) {
+    const appends = seen.filter((m): m is AppendRequest => m.type === "append" && m.to === id);
+    const commitOnly = appends.filter((a) => a.entries.length === 0);
+    // One append carried the entry, and one the commit index that covers it: no more.
+    assertEquals(appends.length, 2, `${id}: ${JSON.stringify(appends)}`);
+    assertEquals(commitOnly.length, 1);
+    assertEquals(commitOnly[0]!.leaderCommit, last);
+    assertEquals(net.core(id).committed, last, `${id} learnt the commit`);
+    const answers = seen.filter((m) => m.type === "appendResponse" && m.from === id);
+    if (commitOnly[0]!.noReply === true) {
+      // The leader knew it held everything: it answered the entry, not the commit.
+      quiet.push(id);
+      assertEquals(answers.length, 1, id);
+    } else {
+      assertEquals(answers.length, 2, id);
+    }
+  }
+  // The follower whose answer made the commit was known to hold everything.
+  assert(quiet.length >= 1, "a commit-only append went out without asking for an answer");
+});
+
+test("raft: a follower whose log does not match still answers a commit-only append", () => {
+  const net = TestNet.withVoters(IDS);
+  net.elect("n1");
+  net.run(2);
+  const n2 = net.core("n2");
+  const beyond = n2.log.lastIndex + 5;
+  n2.step({
+    type: "append",
+    from: "n1",
+    to: "n2",
+    term: n2.term,
+    ...(n2.clusterId === undefined ? {} : { clusterId: n2.clusterId }),
+    prevLogIndex: beyond,
+    prevLogTerm: n2.term,
+    entries: [],
+    leaderCommit: n2.committed,
+    noReply: true,
+  });
+  net.queue = [];
+  net.process("n2");
+  const answer = net.queue.find((m) => m.type === "appendResponse" && m.from === "n2");
+  assert(answer !== undefined && answer.type === "appendResponse", "n2 answers");
+  assert(!answer.success);
+  assertEquals(answer.rejectIndex, beyond);
+});
