@@ -2,7 +2,7 @@
 
 import { checkIndex, Cursor, type Index } from "../lib/primitives/cursor.ts";
 import { type StoreOwner, StoreOwnerError } from "./errors.ts";
-import type { HardState, LogEntry } from "./types.ts";
+import type { HardState } from "./types.ts";
 
 /**
  * Checks that `entries` may be appended after `last`: they start at
@@ -11,7 +11,7 @@ import type { HardState, LogEntry } from "./types.ts";
  * @throws {RangeError} when the batch does not start at `last.index + 1`, is not contiguous or lowers the term
  * @throws {TypeError} when an index or term is not a number
  */
-export function checkBatch(last: Cursor, entries: readonly LogEntry<unknown>[]): void {
+export function checkBatch(last: Cursor, entries: readonly Cursor[]): void {
   let expected = last.index + 1;
   let term = last.term;
   for (const entry of entries) {

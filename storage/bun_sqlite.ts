@@ -171,7 +171,7 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
   #putMeta: SqliteStatement;
   #deleteMeta: SqliteStatement;
 
-  #appendTxn: (entries: readonly LogEntry<C>[], encoded: readonly Uint8Array[]) => void;
+  #appendTxn: (positions: readonly Cursor[], encoded: readonly Uint8Array[]) => void;
   #truncateTxn: (from: Index) => void;
   #pruneTxn: (boundary: Cursor) => void;
   #resetTxn: (cursor: Cursor) => void;
@@ -198,9 +198,9 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     this.#putMeta = db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
     this.#deleteMeta = db.prepare("DELETE FROM meta WHERE key = ?");
 
-    this.#appendTxn = db.transaction((entries: readonly LogEntry<C>[], encoded) => {
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i]!;
+    this.#appendTxn = db.transaction((positions: readonly Cursor[], encoded) => {
+      for (let i = 0; i < positions.length; i++) {
+        const e = positions[i]!;
         this.#insert.run(e.index, e.term, encoded[i]!);
       }
     });
@@ -307,6 +307,21 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
   }
 
   /**
+   * {@link append} of entries already encoded with `encodeEntry` (what
+   * {@link BunSqliteWorkerStore}'s thread receives). The bytes are stored as
+   * they are: the caller vouches that they encode entries of these positions.
+   * @internal
+   */
+  appendEncoded(records: readonly EncodedEntry[]): void {
+    this.#checkOpen("append");
+    if (records.length === 0) return;
+    checkBatch(this.#last, records);
+    this.#appendTxn(records, records.map((r) => r.bytes));
+    const tail = records[records.length - 1]!;
+    this.#last = { term: tail.term, index: tail.index };
+  }
+
+  /**
    * The indices `get` can return, inclusive; empty when `end === start - 1`.
    *
    * @returns the available range
@@ -330,7 +345,7 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     if (!this.#holds(index)) return undefined;
     const row = this.#selectEntry.values(index)[0];
     if (row === undefined) throw new StoreCorruptError(this.path, `entry ${index} is missing`);
-    return this.#decode(index, row[0], row[1]);
+    return decodeStoredEntry<C>(this.path, index, row[0], row[1]);
   }
 
   /**
@@ -345,17 +360,28 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
    */
   getRange(start: Index, end: Index): LogEntry<C>[] {
     this.#checkOpen("get a range");
+    return this.getRangeEncoded(start, end).map((r) =>
+      decodeStoredEntry<C>(this.path, r.index, r.term, r.bytes)
+    );
+  }
+
+  /**
+   * {@link getRange} without decoding: the stored rows, checked for holes.
+   * Decode each with {@link decodeStoredEntry}. @internal
+   */
+  getRangeEncoded(start: Index, end: Index): EncodedEntry[] {
+    this.#checkOpen("get a range");
     const from = Math.max(Math.ceil(start), this.#prefix.index + 1);
     const to = Math.min(Math.floor(end), this.#last.index);
     if (Number.isNaN(from) || Number.isNaN(to) || to < from) return [];
     const found = this.#selectRange.values(from, to);
-    const out = new Array<LogEntry<C>>(found.length);
+    const out = new Array<EncodedEntry>(found.length);
     for (let i = 0; i < found.length; i++) {
       const row = found[i]!;
       if (row[0] !== from + i) {
         throw new StoreCorruptError(this.path, `entry ${from + i} is missing`);
       }
-      out[i] = this.#decode(from + i, row[1], row[2]);
+      out[i] = { index: from + i, term: row[1] as Term, bytes: row[2] as Uint8Array };
     }
     if (out.length !== to - from + 1) {
       throw new StoreCorruptError(this.path, `entry ${from + out.length} is missing`);
@@ -518,31 +544,47 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     return row[0] as Term;
   }
 
-  #decode(index: Index, term: unknown, bytes: unknown): LogEntry<C> {
-    let entry: LogEntry<C>;
-    try {
-      // A fresh blob per row: the entry may keep it as its encoding.
-      entry = decodeOwnedEntry<C>(bytes as Uint8Array);
-    } catch (cause) {
-      throw new StoreCorruptError(
-        this.path,
-        `entry ${index} does not decode: ${errorMessage(cause)}`,
-        { cause },
-      );
-    }
-    if (entry.index !== index || entry.term !== term) {
-      throw new StoreCorruptError(
-        this.path,
-        `entry ${index} holds the bytes of entry ${Cursor.format(entry)}`,
-      );
-    }
-    return entry;
-  }
-
   #putPrefix(cursor: Cursor): void {
     this.#putMeta.run("prefix_index", cursor.index);
     this.#putMeta.run("prefix_term", cursor.term);
   }
+}
+
+/** An entry as stored: its position and its `encodeEntry` bytes. @internal */
+export interface EncodedEntry {
+  readonly index: Index;
+  readonly term: Term;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Decodes a stored entry and checks that it is the entry its row says.
+ * `bytes` must be fresh (a row's blob): the entry keeps them as its encoding.
+ * @internal
+ *
+ * @throws {StoreCorruptError} when the bytes do not decode or hold another entry
+ */
+export function decodeStoredEntry<C>(
+  path: string,
+  index: Index,
+  term: unknown,
+  bytes: unknown,
+): LogEntry<C> {
+  let entry: LogEntry<C>;
+  try {
+    entry = decodeOwnedEntry<C>(bytes as Uint8Array);
+  } catch (cause) {
+    throw new StoreCorruptError(path, `entry ${index} does not decode: ${errorMessage(cause)}`, {
+      cause,
+    });
+  }
+  if (entry.index !== index || entry.term !== term) {
+    throw new StoreCorruptError(
+      path,
+      `entry ${index} holds the bytes of entry ${Cursor.format(entry)}`,
+    );
+  }
+  return entry;
 }
 
 /**

@@ -5,12 +5,13 @@ import type { Storage } from "./types.ts";
 const onDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
 
 /** The class name of this runtime's durable store, for messages. */
-export const defaultStoreName: string = onDeno ? "DenoKvLogStore" : "BunSqliteLogStore";
+export const defaultStoreName: string = onDeno ? "DenoKvLogStore" : "BunSqliteWorkerStore";
 
 /**
  * Opens this runtime's durable store at `path` (created when absent):
- * `DenoKvLogStore` on Deno (needs `--unstable-kv`), `BunSqliteLogStore` on
- * Bun. The store module is imported only here, on demand, so code that never
+ * `DenoKvLogStore` on Deno (needs `--unstable-kv`), `BunSqliteWorkerStore`
+ * on Bun (SQLite on a worker thread, so its disk syncs never stall the event
+ * loop; `BunSqliteLogStore` is the same store on the calling thread). The store module is imported only here, on demand, so code that never
  * asks for it loads no runtime-specific code.
  *
  * @param path the store's file
@@ -36,6 +37,6 @@ export async function openDefaultStore<C = unknown>(path: string): Promise<Stora
     const { DenoKvLogStore } = await import("./deno_kv.ts");
     return await DenoKvLogStore.open<C>(path);
   }
-  const { BunSqliteLogStore } = await import("./bun_sqlite.ts");
-  return BunSqliteLogStore.open<C>(path);
+  const { BunSqliteWorkerStore } = await import("./bun_sqlite_worker.ts");
+  return await BunSqliteWorkerStore.open<C>(path);
 }
