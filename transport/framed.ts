@@ -27,7 +27,7 @@ interface Batch {
 }
 
 function concat(batch: Batch): Uint8Array {
-  const out = new Uint8Array(batch.bytes);
+  const out = new Uint8Array(new ArrayBuffer(batch.bytes));
   let at = 0;
   for (const frame of batch.frames) {
     out.set(frame, at);

@@ -13,6 +13,7 @@
  */
 
 import type { LogEntry } from "../../storage/types.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { decodeOwnedEntry, entryBytes } from "../wire/entry.ts";
 import type { NodeId, RaftMessage } from "../raft/types.ts";
 
@@ -81,8 +82,8 @@ export function raftFromWire(raw: unknown, from: NodeId, self: NodeId): RaftMess
         if (!(bytes instanceof Uint8Array)) return undefined;
         let entry: LogEntry<unknown>;
         try {
-          // The frame decoder copied these bytes out: the entry may keep them as its encoding.
-          entry = decodeOwnedEntry(bytes);
+          // Kept as the entry's encoding, in memory that decodes without a hidden copy.
+          entry = decodeOwnedEntry(copyBytes(bytes));
         } catch {
           return undefined;
         }

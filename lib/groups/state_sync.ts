@@ -26,6 +26,7 @@
 import type { Index, Term } from "../primitives/cursor.ts";
 import type { NodeId } from "../raft/types.ts";
 import type { LogEntry, Storage } from "../../storage/types.ts";
+import { copyBytes } from "../wire/bytes.ts";
 import { decodeOwnedEntry, entryBytes } from "../wire/entry.ts";
 
 /** The state-sync messages members exchange (part of the group's bond messages). */
@@ -173,7 +174,7 @@ export class CatchUp {
     for (const [k, bytes] of msg.entries.entries()) {
       let e: LogEntry<unknown>;
       try {
-        e = decodeOwnedEntry(bytes);
+        e = decodeOwnedEntry(copyBytes(bytes));
       } catch {
         this.#fail(req, Date.now(), false);
         return;

@@ -1,6 +1,7 @@
 // The entry codec stores use to keep log entries as bytes: [index, term, kind, payload] in CBOR.
 
 import { type LogEntry, SystemEntry, type SystemEntryBody } from "../../storage/types.ts";
+import { copyBytes } from "./bytes.ts";
 import { decode, encodeInspected, inspect } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 
@@ -71,10 +72,7 @@ function encodeFresh<C>(entry: LogEntry<C>): Uint8Array {
   }
   // Validate the command alone so error paths read `$.field`, not `$[3].field`;
   // the index and term added around it are checked above.
-  const view = encodeInspected(record, inspect(record[3]));
-  const out = new Uint8Array(view.byteLength);
-  out.set(view);
-  return out;
+  return copyBytes(encodeInspected(record, inspect(record[3])));
 }
 
 /**

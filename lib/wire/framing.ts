@@ -49,7 +49,9 @@ export function encodeFrame(payload: Uint8Array, maxFrameSize?: number): Uint8Ar
   if (payload.byteLength > limit) {
     throw new FrameTooLargeError(payload.byteLength, limit, "write");
   }
-  const frame = new Uint8Array(FRAME_HEADER_SIZE + payload.byteLength);
+  // On an ArrayBuffer from the start: reading `.buffer` (here, and in the transports) would
+  // otherwise make the engine allocate one and copy a small frame into it.
+  const frame = new Uint8Array(new ArrayBuffer(FRAME_HEADER_SIZE + payload.byteLength));
   new DataView(frame.buffer).setUint32(0, payload.byteLength);
   frame.set(payload, FRAME_HEADER_SIZE);
   return frame;
