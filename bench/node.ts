@@ -421,6 +421,7 @@ async function main(): Promise<void> {
       await watching;
       await network.close();
       await store.close?.();
+      await profiler?.stop();
       clearTimeout(timer);
       process.exit(0);
     })();
@@ -454,8 +455,33 @@ async function main(): Promise<void> {
   });
 }
 
+/** A CPU profiler over `node:inspector`, for Deno nodes (Bun has `--cpu-prof`). */
+async function startProfiler(dir: string): Promise<{ stop(): Promise<void> }> {
+  const { Session } = await import("node:inspector/promises");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 200 });
+  await session.post("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(`${dir}/deno-${process.pid}.cpuprofile`, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/** Set on Deno when MOSAIK_BENCH_PROFILE names a directory; written at a graceful shutdown. */
+let profiler: { stop(): Promise<void> } | undefined;
+
 if (import.meta.main) {
   try {
+    const dir = process.env.MOSAIK_BENCH_PROFILE;
+    if (dir && (globalThis as { Deno?: unknown }).Deno !== undefined) {
+      profiler = await startProfiler(dir);
+    }
     await main();
   } catch (err) {
     emit({ t: "failed", message: err instanceof Error ? err.message : String(err) });

@@ -10,8 +10,10 @@
 // Exit 0 when every measurement ran (whatever the numbers), 1 when the
 // harness could not measure something (it says what), 2 for bad flags.
 // With MOSAIK_BENCH_PROFILE=<dir> in the environment, Bun nodes run with
-// --cpu-prof --cpu-prof-md and write their profiles there (clusters are then
-// closed gracefully, so that each node exits on its own and writes it).
+// --cpu-prof --cpu-prof-md and Deno nodes profile themselves over
+// node:inspector; each writes its .cpuprofile there (clusters are then closed
+// gracefully, so that each node exits on its own and writes it).
+// `deno run -A bench/profile.ts <dir>` summarizes them.
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -224,7 +226,7 @@ class HarnessError extends Error {
   override name = "HarnessError";
 }
 
-/** Bun's --cpu-prof output directory for every node, from MOSAIK_BENCH_PROFILE (Bun nodes only). */
+/** CPU profile directory for every node, from MOSAIK_BENCH_PROFILE (Bun: --cpu-prof; Deno: bench/node.ts). */
 const profileDir = process.env.MOSAIK_BENCH_PROFILE;
 
 /** Every child still running and every store directory, so that any failure or ^C cleans up. */
