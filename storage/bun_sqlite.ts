@@ -552,8 +552,11 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
 
 /** An entry as stored: its position and its `encodeEntry` bytes. @internal */
 export interface EncodedEntry {
+  /** The entry's position in the log. */
   readonly index: Index;
+  /** The term the entry was written in. */
   readonly term: Term;
+  /** The entry as `encodeEntry` encodes it. */
   readonly bytes: Uint8Array;
 }
 
