@@ -659,7 +659,9 @@ export class GroupDriver<M extends AnyStateMachine> {
         removing = r?.ok === true;
       }
       if (!removing) {
-        await this.status.waitFor((s) => s.committed > core.committed || s.role !== "leader", {
+        // Wait for the promotion or a refused change to move on (the core, not the status, is live).
+        const before = core.committed;
+        await this.status.waitFor((s) => s.committed > before || s.role !== "leader", {
           timeoutMs: this.#tickMs * 2,
         }).catch(() => {});
       }
