@@ -28,8 +28,13 @@ import type { HardState, LogEntry, Storage } from "./types.ts";
 // ---------------------------------------------------------------------------
 // Layout and limits
 
-/** The on-disk format this file reads and writes (`["meta"].format`). */
-const FORMAT = 1;
+/** The on-disk format this file writes (`["meta"].format`). */
+const FORMAT = 2;
+/**
+ * The format before packed records: every entry record holds one entry. This
+ * file reads it as it is and marks the store as {@link FORMAT} when opening it.
+ */
+const FORMAT_SINGLE = 1;
 
 /** Largest value written; Deno KV takes 65 536 bytes, the rest is margin. */
 const VALUE_MAX = 65_000;
@@ -43,15 +48,23 @@ const KEY_COST = 64;
 const BOUNDS_COST = 512;
 /** Records fetched per `kv.list` round trip. */
 const LIST_BATCH = 500;
+/** Largest encoded entry put in a packed record; larger ones get a record of their own. */
+const PACK_ENTRY_MAX = 8 * 1024;
 
 /** First byte of an entry record that holds the encoded entry itself. */
 const TAG_INLINE = 1;
 /** First byte of an entry record whose encoded entry is split into chunks. */
 const TAG_CHUNKED = 2;
+/** First byte of an entry record that holds several consecutive entries. */
+const TAG_PACKED = 3;
 /** Tag byte and the term as a float64. */
 const INLINE_HEADER = 9;
 /** Tag, term, chunk count (uint32) and total size (float64). */
 const CHUNKED_HEADER = 21;
+/** Tag and entry count (uint32). */
+const PACKED_HEADER = 5;
+/** In a packed record, before each encoded entry: its term (float64) and length (uint32). */
+const PACKED_ENTRY_HEADER = 12;
 
 const META_KEY: Deno.KvKey = ["meta"];
 const BOUNDS_KEY: Deno.KvKey = ["bounds"];
@@ -116,26 +129,37 @@ const OPEN_PATHS = new Set<string>();
  * the current implementation does.
  *
  * **Atomicity.** Deno KV limits a value to 64 KiB and an atomic commit to
- * 1 000 mutations and 800 KiB, so an entry whose encoding is larger is split
- * into chunks and a large batch into several commits. The `["bounds"]` record
- * alone decides which entries exist: an append writes entry records past it
- * (invisible) and moves it, in each commit, over the entries that are complete
- * by then. A crash mid-append leaves a prefix of the batch, never a hole or
- * half an entry; truncate, prune and reset rewrite `["bounds"]` in one commit
- * and then delete what it no longer covers. `open` removes what a crash left
- * outside the bounds.
+ * 1 000 mutations and 800 KiB, so consecutive small entries share a record,
+ * an entry whose encoding is over 64 KiB is split into chunks and a large
+ * batch into several commits. The `["bounds"]` record alone decides which
+ * entries exist: an append writes entry records past it (invisible) and moves
+ * it, in each commit, over the records that are complete by then. A crash
+ * mid-append leaves a prefix of the batch, never a hole or half an entry.
+ * Truncate, prune and reset rewrite `["bounds"]` in one commit, which also
+ * rewrites the one shared record that the new bounds cut through (truncate
+ * keeps its head under its own key, prune writes its tail under the key of
+ * the first entry kept), and then delete what the bounds no longer cover.
+ * `open` removes what a crash left outside the bounds.
  *
  * **Single opener.** `open` takes an exclusive lock (`flock`) on `${path}.lock`
  * (beside the real file when `path` is a symlink), which the OS releases when
  * the process dies, and refuses a second opener in this process as well. The
  * lock file stays on disk after `close`.
  *
- * Layout (format 1): `["meta"]` `{ format, group?, member? }`, `["hs"]` the hard
- * state, `["bounds"]` `{ prefixIndex, prefixTerm, lastIndex, lastTerm }`,
- * `["e", index]` an entry record (bytes: a tag, the term, then the encoded
- * entry or the chunk count and size), `["c", index, k]` chunk `k` of a large
- * entry. Entries are encoded with `encodeEntry` and come back from `get` as new
- * objects equal to the appended ones.
+ * Layout (format 2): `["meta"]` `{ format, group?, member? }`, `["hs"]` the hard
+ * state, `["bounds"]` `{ prefixIndex, prefixTerm, lastIndex, lastTerm }`, and
+ * entry records keyed by the index of their first entry, `["e", first]`, whose
+ * bytes start with a tag: a packed record (3) holds the entry count (uint32),
+ * then for each entry its term (float64), its length (uint32) and the encoded
+ * entry; an inline record (1) holds one entry's term and encoding; a chunked
+ * record (2) one entry's term, chunk count and size, its chunks being
+ * `["c", first, k]`. Small entries (encodings up to 8 KiB) are packed, up to
+ * about 64 KiB a record. The records in the bounds tile them exactly: the
+ * first starts at `prefixIndex + 1`, each starts where the one before ends,
+ * the last ends at `lastIndex`. A store of format 1 (one entry per record) is
+ * read as it is and marked format 2 when opened. Entries are encoded with
+ * `encodeEntry` and come back from `get` as new objects equal to the appended
+ * ones.
  *
  * `last`, `available`, `termAt` and `loadHardState` answer from memory; `get`
  * and `getRange` read KV (`getRange` in one range scan).
@@ -176,6 +200,13 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
   readonly #terms: TermRuns;
   /** Chunk counts of the chunked entries in the bounds, so deleting them needs no read. */
   readonly #chunked: Map<Index, number>;
+  /** The keys (first indexes) of the entry records in the bounds. */
+  readonly #records: RecordStarts;
+  /**
+   * True while records outside the bounds may remain because deleting them
+   * failed; the next append removes them first, as `open` would.
+   */
+  #garbage = false;
   /** The last queued operation; every KV access runs after the one before it. */
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -197,14 +228,16 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     this.#owner = state.owner;
     this.#terms = state.terms;
     this.#chunked = state.chunked;
+    this.#records = state.records;
   }
 
   /**
    * Opens the store at `path`, creating it when the file does not exist, after
    * locking `${path}.lock`. Checks that the file is a mosaik log store of this
-   * format whose records agree (every index in the bounds has an entry record,
+   * format whose records agree (the entry records tile the bounds exactly,
    * terms never decrease), then deletes what an interrupted write left outside
-   * the bounds. On an error nothing is changed and the lock is released.
+   * the bounds; a store of format 1 is then marked as this format. On an error
+   * nothing is changed and the lock is released.
    *
    * @param path the KV file; its directory must exist
    * @returns the open store
@@ -261,6 +294,11 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       }
       const state = await load(kv, path);
       await removeGarbage(kv, state.bounds);
+      if (state.format !== FORMAT) {
+        // Marked with this format, so older code refuses the store instead of misreading it.
+        const meta: Meta = { format: FORMAT, ...state.owner };
+        await kv.atomic().set(META_KEY, meta).commit();
+      }
       return new DenoKvLogStore<C>(path, resolved, kv, lock, state);
     } catch (err) {
       kv?.close();
@@ -273,8 +311,9 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
 
   /**
    * Appends `entries` after the last entry; resolves once they are durable.
-   * A batch that fits one commit (up to about 990 entries and 760 KiB) is one
-   * commit; a larger one is split, each commit making complete entries visible.
+   * Consecutive small entries share a record. A batch that fits one commit
+   * (up to about 760 KiB and 990 records) is one commit; a larger one is
+   * split, each commit making complete records visible.
    * The batch is checked and encoded before anything is written, so a rejected
    * batch changes nothing.
    *
@@ -290,7 +329,13 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     if (batch.length === 0) return;
     await this.#exclusive(async () => {
       checkBatch({ term: this.#bounds.lastTerm, index: this.#bounds.lastIndex }, batch);
-      await this.#write(batch.map(encodeRecord));
+      const records = encodeRecords(batch);
+      if (this.#garbage) {
+        // An earlier deletion failed: what it left could lie where these records go.
+        await removeGarbage(this.#kv, this.#bounds);
+        this.#garbage = false;
+      }
+      await this.#write(batch, records);
     });
   }
 
@@ -315,9 +360,12 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     this.#assertOpen("get an entry");
     return await this.#exclusive(async () => {
       if (!this.#holds(index)) return undefined;
-      const record = await this.#kv.get<unknown>(entryKey(index));
+      const r = this.#records.find(index);
+      const first = this.#records.at(r);
+      const record = await this.#kv.get<unknown>(entryKey(first));
       if (record.value === null) throw this.#corrupt(`entry ${index} is missing`);
-      return await this.#decode(index, record.value);
+      const parsed = this.#parse(r, record.value);
+      return await this.#decode(parsed, first, index);
     });
   }
 
@@ -335,26 +383,37 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       const to = Math.min(Math.floor(end), this.#bounds.lastIndex);
       if (Number.isNaN(from) || Number.isNaN(to) || to < from) return [];
       const out: LogEntry<C>[] = [];
-      let expected = from;
+      let r = this.#records.find(from);
+      const last = this.#records.find(to);
       const records = this.#kv.list<unknown>(
-        { start: entryKey(from), end: entryKey(to + 1) },
-        { batchSize: Math.min(to - from + 1, LIST_BATCH) },
+        { start: entryKey(this.#records.at(r)), end: entryKey(to + 1) },
+        { batchSize: Math.min(last - r + 1, LIST_BATCH) },
       );
       for await (const record of records) {
-        const index = record.key[1];
-        if (index !== expected) throw this.#corrupt(`entry ${expected} is missing`);
-        out.push(await this.#decode(expected, record.value));
-        expected++;
+        const first = this.#records.at(r);
+        if (record.key[1] !== first) {
+          throw this.#corrupt(`entry ${Math.max(first, from)} is missing`);
+        }
+        const parsed = this.#parse(r, record.value);
+        const stop = Math.min(first + parsed.count - 1, to);
+        for (let index = Math.max(first, from); index <= stop; index++) {
+          out.push(await this.#decode(parsed, first, index));
+        }
+        r++;
+        if (r > last) break;
       }
-      if (expected <= to) throw this.#corrupt(`entry ${expected} is missing`);
+      if (r <= last) throw this.#corrupt(`entry ${Math.max(this.#records.at(r), from)} is missing`);
       return out;
     });
   }
 
   /**
    * Removes the entries from `from` to the end; a `from` past the end does
-   * nothing. One commit moves the bounds, then the removed records are deleted.
+   * nothing. One commit moves the bounds (and rewrites a shared record that
+   * `from` falls inside to hold only the entries before it), then the removed
+   * records are deleted.
    *
+   * @throws {StoreCorruptError} when the record `from` falls inside is missing or malformed
    * @throws {RangeError} when `from` is at or below the pruned prefix
    * @throws {Error} when the store is closed
    */
@@ -368,9 +427,17 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       if (lastTerm === undefined) {
         throw new Error(`Cannot truncate: the term of ${from - 1} is unknown`);
       }
-      await this.#commitBounds({ ...old, lastIndex: from - 1, lastTerm });
+      const r = this.#records.find(from);
+      const first = this.#records.at(r);
+      const op = this.#kv.atomic();
+      if (first < from) {
+        // A packed record that the new end cuts through keeps its head, in the same commit.
+        const parsed = await this.#read(r);
+        op.set(entryKey(first), packedPart(parsed, 0, from - first));
+      }
+      await this.#commitBounds({ ...old, lastIndex: from - 1, lastTerm }, op);
       this.#terms.dropFrom(from);
-      await this.#deleteEntries(from, old.lastIndex);
+      await this.#deleteRecords(this.#records.dropFrom(first < from ? r + 1 : r));
     });
   }
 
@@ -397,9 +464,11 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
 
   /**
    * Drops the entries up to and including `upTo`, remembering its cursor; at or
-   * below the current prefix it does nothing. One commit moves the bounds, then
-   * the dropped records are deleted.
+   * below the current prefix it does nothing. One commit moves the bounds (and
+   * writes the kept tail of a shared record that `upTo` falls inside as a
+   * record of its own), then the dropped records are deleted.
    *
+   * @throws {StoreCorruptError} when the record `upTo` falls inside is missing or malformed
    * @throws {RangeError} when `upTo` is past the last entry
    * @throws {Error} when the store is closed
    */
@@ -410,9 +479,25 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       if (!checkPrune(upTo, old.prefixIndex, old.lastIndex)) return;
       const prefixTerm = this.#termAt(upTo);
       if (prefixTerm === undefined) throw new Error(`Cannot prune: the term of ${upTo} is unknown`);
-      await this.#commitBounds({ ...old, prefixIndex: upTo, prefixTerm });
+      const op = this.#kv.atomic();
+      let kept = this.#records.find(upTo + 1);
+      let tail = false;
+      if (upTo < old.lastIndex && this.#records.at(kept) <= upTo) {
+        // A packed record that the new start cuts through: its tail becomes a record of its
+        // own, keyed by its first entry, in the same commit.
+        const first = this.#records.at(kept);
+        const parsed = await this.#read(kept);
+        op.set(entryKey(upTo + 1), packedPart(parsed, upTo + 1 - first, parsed.count));
+        kept++;
+        tail = true;
+      } else if (upTo >= old.lastIndex) {
+        kept = this.#records.length;
+      }
+      await this.#commitBounds({ ...old, prefixIndex: upTo, prefixTerm }, op);
       this.#terms.dropTo(upTo, old.lastIndex);
-      await this.#deleteEntries(old.prefixIndex + 1, upTo);
+      const removed = this.#records.dropBefore(kept);
+      if (tail) this.#records.unshift(upTo + 1);
+      await this.#deleteRecords(removed);
     });
   }
 
@@ -427,15 +512,14 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     this.#assertOpen("reset");
     await this.#exclusive(async () => {
       const next = checkReset(cursor);
-      const old = this.#bounds;
       await this.#commitBounds({
         prefixIndex: next.index,
         prefixTerm: next.term,
         lastIndex: next.index,
         lastTerm: next.term,
-      });
+      }, this.#kv.atomic());
       this.#terms.clear();
-      await this.#deleteEntries(old.prefixIndex + 1, old.lastIndex);
+      await this.#deleteRecords(this.#records.dropFrom(0));
     });
   }
 
@@ -545,36 +629,43 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
     if (!result.ok) throw new Error(`Cannot write store ${this.path}: the commit was refused`);
   }
 
-  async #commitBounds(bounds: Bounds): Promise<void> {
-    await this.#commit(this.#kv.atomic().set(BOUNDS_KEY, bounds));
+  /** Commits `op` with the bounds set to `bounds`, then takes them in memory. */
+  async #commitBounds(bounds: Bounds, op: Deno.AtomicOperation): Promise<void> {
+    await this.#commit(op.set(BOUNDS_KEY, bounds));
     this.#bounds = bounds;
   }
 
   /**
-   * Writes encoded entries in as few commits as the limits allow. Each commit
-   * also moves `["bounds"]` over the entries complete by then, and memory
-   * follows each commit, so a failure leaves store and memory at a prefix.
+   * Writes the records of `batch` in as few commits as the limits allow. Each
+   * commit also moves `["bounds"]` over the records complete by then, and
+   * memory follows each commit, so a failure leaves store and memory at a prefix.
    */
-  async #write(records: EncodedRecord[]): Promise<void> {
+  async #write(batch: readonly LogEntry<C>[], records: readonly EncodedRecord[]): Promise<void> {
+    const base = batch[0]!.index;
     let op = this.#kv.atomic();
     let mutations = 0;
     let bytes = BOUNDS_COST;
     let complete = -1;
     let visible = -1;
     const flush = async (): Promise<void> => {
+      let bounds = this.#bounds;
       if (complete > visible) {
         const end = records[complete]!;
-        op.set(BOUNDS_KEY, { ...this.#bounds, lastIndex: end.index, lastTerm: end.term });
+        bounds = { ...bounds, lastIndex: end.first + end.count - 1, lastTerm: end.lastTerm };
+        op.set(BOUNDS_KEY, bounds);
       }
       if (mutations > 0 || complete > visible) await this.#commit(op);
       if (complete > visible) {
-        const end = records[complete]!;
-        this.#bounds = { ...this.#bounds, lastIndex: end.index, lastTerm: end.term };
         for (let i = visible + 1; i <= complete; i++) {
           const r = records[i]!;
-          this.#terms.push(r.index, r.term);
-          if (r.chunks.length > 0) this.#chunked.set(r.index, r.chunks.length);
+          for (let k = r.first - base; k < r.first - base + r.count; k++) {
+            const e = batch[k]!;
+            this.#terms.push(e.index, e.term);
+          }
+          this.#records.push(r.first);
+          if (r.chunks.length > 0) this.#chunked.set(r.first, r.chunks.length);
         }
+        this.#bounds = bounds;
         visible = complete;
       }
       op = this.#kv.atomic();
@@ -592,57 +683,91 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
       for (const [k, chunk] of record.chunks.entries()) {
         const cost = chunk.byteLength + KEY_COST;
         if (!fits(cost)) await flush();
-        put(chunkKey(record.index, k), chunk, cost);
+        put(chunkKey(record.first, k), chunk, cost);
       }
       // The entry record goes last, so it never reaches KV without its chunks.
-      const cost = record.header.byteLength + KEY_COST;
+      const cost = record.value.byteLength + KEY_COST;
       if (!fits(cost)) await flush();
-      put(entryKey(record.index), record.header, cost);
+      put(entryKey(record.first), record.value, cost);
       complete = i;
     }
     await flush();
   }
 
-  /** Deletes the records of entries `from..=to` (already outside the bounds). */
-  async #deleteEntries(from: Index, to: Index): Promise<void> {
-    let op = this.#kv.atomic();
-    let mutations = 0;
+  /**
+   * Deletes the records keyed `firsts` and their chunks, which the bounds no
+   * longer cover. Should that fail, what it leaves is removed before the next
+   * append: with records shared by entries, a record left behind would not
+   * be overwritten by the entries appended over its key.
+   */
+  async #deleteRecords(firsts: readonly Index[]): Promise<void> {
+    const keys: Deno.KvKey[] = [];
+    for (const first of firsts) {
+      keys.push(entryKey(first));
+      const chunks = this.#chunked.get(first);
+      if (chunks === undefined) continue;
+      for (let k = 0; k < chunks; k++) keys.push(chunkKey(first, k));
+      this.#chunked.delete(first);
+    }
+    if (this.#garbage) {
+      // An earlier deletion failed: sweep everything outside the bounds, these records included.
+      await removeGarbage(this.#kv, this.#bounds);
+      this.#garbage = false;
+      return;
+    }
+    if (keys.length === 0) return;
+    this.#garbage = true;
     // The records are invisible already, so the deletions need not be atomic together
     // (an entry of over 64 MB has more chunks than one commit takes).
-    const remove = async (key: Deno.KvKey): Promise<void> => {
-      if (mutations >= COMMIT_MUTATIONS) {
-        await this.#commit(op);
-        op = this.#kv.atomic();
-        mutations = 0;
-      }
-      op.delete(key);
-      mutations++;
-    };
-    for (let index = from; index <= to; index++) {
-      await remove(entryKey(index));
-      const chunks = this.#chunked.get(index);
-      if (chunks === undefined) continue;
-      for (let k = 0; k < chunks; k++) await remove(chunkKey(index, k));
-      this.#chunked.delete(index);
+    for (let at = 0; at < keys.length; at += COMMIT_MUTATIONS) {
+      const op = this.#kv.atomic();
+      for (const key of keys.slice(at, at + COMMIT_MUTATIONS)) op.delete(key);
+      await this.#commit(op);
     }
-    if (mutations > 0) await this.#commit(op);
+    this.#garbage = false;
   }
 
-  /** The entry in the record at `index`, reading its chunks when it has any. */
-  async #decode(index: Index, value: unknown): Promise<LogEntry<C>> {
-    const header = parseRecord(value);
-    if (header === undefined) throw this.#corrupt(`entry ${index} has a malformed record`);
-    const bytes = header.inline ?? await this.#readChunks(index, header.chunks, header.size);
+  /** Reads and parses the `r`th record in the bounds. */
+  async #read(r: number): Promise<ParsedRecord> {
+    const first = this.#records.at(r);
+    const record = await this.#kv.get<unknown>(entryKey(first));
+    if (record.value === null) throw this.#corrupt(`entry ${first} is missing`);
+    return this.#parse(r, record.value);
+  }
+
+  /** Parses `value`, the `r`th record in the bounds, checking it holds the entries it should. */
+  #parse(r: number, value: unknown): ParsedRecord {
+    const first = this.#records.at(r);
+    const parsed = parseRecord(value, true);
+    if (parsed === undefined) throw this.#corrupt(`entry ${first} has a malformed record`);
+    const next = r + 1 < this.#records.length
+      ? this.#records.at(r + 1)
+      : this.#bounds.lastIndex + 1;
+    if (parsed.count !== next - first) {
+      throw this.#corrupt(
+        `the record of entry ${first} holds ${parsed.count} entries, not ${next - first}`,
+      );
+    }
+    return parsed;
+  }
+
+  /** Entry `index` of the record keyed `first`, reading its chunks when it has any. */
+  async #decode(record: ParsedRecord, first: Index, index: Index): Promise<LogEntry<C>> {
+    const k = index - first;
+    const term = recordTerm(record, k);
+    // Copied out of the record: the entry may keep the bytes as its encoding.
+    const bytes = record.chunks > 0
+      ? await this.#readChunks(index, record.chunks, record.size)
+      : recordBytes(record, k).slice();
     let entry: LogEntry<C>;
     try {
-      // Read fresh from KV: the entry may keep the bytes as its encoding.
       entry = decodeOwnedEntry<C>(bytes);
     } catch (err) {
       throw this.#corrupt(`entry ${index} does not decode`, err);
     }
-    if (entry.index !== index || entry.term !== header.term) {
+    if (entry.index !== index || entry.term !== term) {
       throw this.#corrupt(
-        `entry ${index} holds entry ${entry.index} of term ${entry.term}, its record says term ${header.term}`,
+        `entry ${index} holds entry ${entry.index} of term ${entry.term}, its record says term ${term}`,
       );
     }
     return entry;
@@ -677,19 +802,29 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
 // ---------------------------------------------------------------------------
 // Records
 
-/** One entry ready to write: its record and the chunks it refers to. */
+/** An entry record ready to write, and the chunks it refers to. */
 interface EncodedRecord {
-  readonly index: Index;
-  readonly term: Term;
-  readonly header: Uint8Array;
+  /** The index of its first entry, its key. */
+  readonly first: Index;
+  readonly count: number;
+  readonly lastTerm: Term;
+  readonly value: Uint8Array;
   readonly chunks: readonly Uint8Array[];
 }
 
 /** What an entry record says. */
 interface ParsedRecord {
-  readonly term: Term;
-  /** The encoded entry, when the record holds it. */
-  readonly inline: Uint8Array | undefined;
+  readonly value: Uint8Array;
+  readonly view: DataView;
+  readonly tag: number;
+  /** The entries it holds (1 unless packed). */
+  readonly count: number;
+  /**
+   * Packed: where each entry's header starts, then the end of the value.
+   * Inline: where the encoded entry starts, then the end. Chunked: empty.
+   */
+  readonly offsets: readonly number[];
+  /** Chunked: the chunk count and the encoded size; 0 otherwise. */
   readonly chunks: number;
   readonly size: number;
 }
@@ -702,43 +837,196 @@ function chunkKey(index: Index, k: number): Deno.KvKey {
   return [CHUNK, index, k];
 }
 
-function encodeRecord<C>(entry: LogEntry<C>): EncodedRecord {
-  const bytes = entryBytes(entry);
+/**
+ * The records of a batch: runs of small entries packed up to {@link VALUE_MAX},
+ * each larger entry in a record of its own. Encodes every entry first, so a
+ * batch that cannot be encoded writes nothing.
+ */
+function encodeRecords<C>(batch: readonly LogEntry<C>[]): EncodedRecord[] {
+  const out: EncodedRecord[] = [];
+  let pack: Uint8Array[] = [];
+  let packFirst = 0;
+  let packSize = PACKED_HEADER;
+  const close = (): void => {
+    if (pack.length === 0) return;
+    const value = new Uint8Array(packSize);
+    const view = new DataView(value.buffer);
+    value[0] = TAG_PACKED;
+    view.setUint32(1, pack.length);
+    let at = PACKED_HEADER;
+    for (const [k, bytes] of pack.entries()) {
+      view.setFloat64(at, batch[packFirst + k]!.term);
+      view.setUint32(at + 8, bytes.byteLength);
+      value.set(bytes, at + PACKED_ENTRY_HEADER);
+      at += PACKED_ENTRY_HEADER + bytes.byteLength;
+    }
+    const last = batch[packFirst + pack.length - 1]!;
+    out.push({
+      first: batch[packFirst]!.index,
+      count: pack.length,
+      lastTerm: last.term,
+      value,
+      chunks: [],
+    });
+    pack = [];
+    packSize = PACKED_HEADER;
+  };
+  for (const [i, entry] of batch.entries()) {
+    const bytes = entryBytes(entry);
+    if (bytes.byteLength > PACK_ENTRY_MAX) {
+      close();
+      out.push(encodeSingle(entry, bytes));
+      continue;
+    }
+    if (packSize + PACKED_ENTRY_HEADER + bytes.byteLength > VALUE_MAX) close();
+    if (pack.length === 0) packFirst = i;
+    pack.push(bytes);
+    packSize += PACKED_ENTRY_HEADER + bytes.byteLength;
+  }
+  close();
+  return out;
+}
+
+/** The record of one entry: inline when it fits a value, chunked otherwise. */
+function encodeSingle<C>(entry: LogEntry<C>, bytes: Uint8Array): EncodedRecord {
   const { index, term } = entry;
   if (INLINE_HEADER + bytes.byteLength <= VALUE_MAX) {
-    const header = new Uint8Array(INLINE_HEADER + bytes.byteLength);
-    header[0] = TAG_INLINE;
-    new DataView(header.buffer).setFloat64(1, term);
-    header.set(bytes, INLINE_HEADER);
-    return { index, term, header, chunks: [] };
+    const value = new Uint8Array(INLINE_HEADER + bytes.byteLength);
+    value[0] = TAG_INLINE;
+    new DataView(value.buffer).setFloat64(1, term);
+    value.set(bytes, INLINE_HEADER);
+    return { first: index, count: 1, lastTerm: term, value, chunks: [] };
   }
   const chunks: Uint8Array[] = [];
   for (let at = 0; at < bytes.byteLength; at += VALUE_MAX) {
     chunks.push(bytes.subarray(at, at + VALUE_MAX));
   }
-  const header = new Uint8Array(CHUNKED_HEADER);
-  const view = new DataView(header.buffer);
-  header[0] = TAG_CHUNKED;
+  const value = new Uint8Array(CHUNKED_HEADER);
+  const view = new DataView(value.buffer);
+  value[0] = TAG_CHUNKED;
   view.setFloat64(1, term);
   view.setUint32(9, chunks.length);
   view.setFloat64(13, bytes.byteLength);
-  return { index, term, header, chunks };
+  return { first: index, count: 1, lastTerm: term, value, chunks };
 }
 
-/** The parsed entry record, or `undefined` when `value` is not one. */
-function parseRecord(value: unknown): ParsedRecord | undefined {
-  if (!(value instanceof Uint8Array) || value.byteLength < INLINE_HEADER) return undefined;
+/**
+ * The parsed entry record, or `undefined` when `value` is not one (packed
+ * records only when `packed`): every count, length and term is checked, and
+ * a packed record must end with its last entry.
+ */
+function parseRecord(value: unknown, packed: boolean): ParsedRecord | undefined {
+  if (!(value instanceof Uint8Array) || value.byteLength < 1) return undefined;
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
-  const term = view.getFloat64(1);
-  if (!isIndex(term)) return undefined;
-  if (value[0] === TAG_INLINE) {
-    return { term, inline: value.subarray(INLINE_HEADER), chunks: 0, size: 0 };
+  const tag = value[0]!;
+  const size = value.byteLength;
+  if (tag === TAG_PACKED) {
+    if (!packed || size < PACKED_HEADER) return undefined;
+    const count = view.getUint32(1);
+    if (count < 1) return undefined;
+    const offsets: number[] = [];
+    let at = PACKED_HEADER;
+    for (let k = 0; k < count; k++) {
+      if (at + PACKED_ENTRY_HEADER > size || !isIndex(view.getFloat64(at))) return undefined;
+      offsets.push(at);
+      at += PACKED_ENTRY_HEADER + view.getUint32(at + 8);
+      if (at > size) return undefined;
+    }
+    if (at !== size) return undefined;
+    offsets.push(size);
+    return { value, view, tag, count, offsets, chunks: 0, size: 0 };
   }
-  if (value[0] !== TAG_CHUNKED || value.byteLength !== CHUNKED_HEADER) return undefined;
+  if (size < INLINE_HEADER || !isIndex(view.getFloat64(1))) return undefined;
+  if (tag === TAG_INLINE) {
+    return { value, view, tag, count: 1, offsets: [INLINE_HEADER, size], chunks: 0, size: 0 };
+  }
+  if (tag !== TAG_CHUNKED || size !== CHUNKED_HEADER) return undefined;
   const chunks = view.getUint32(9);
-  const size = view.getFloat64(13);
-  if (chunks < 1 || !isIndex(size)) return undefined;
-  return { term, inline: undefined, chunks, size };
+  const total = view.getFloat64(13);
+  if (chunks < 1 || !isIndex(total)) return undefined;
+  return { value, view, tag, count: 1, offsets: [], chunks, size: total };
+}
+
+/** The term of the record's `k`th entry. */
+function recordTerm(record: ParsedRecord, k: number): Term {
+  return record.view.getFloat64(record.tag === TAG_PACKED ? record.offsets[k]! : 1);
+}
+
+/** The encoding of the record's `k`th entry (a view into the record), unless it is chunked. */
+function recordBytes(record: ParsedRecord, k: number): Uint8Array {
+  const packed = record.tag === TAG_PACKED;
+  const start = record.offsets[k]! + (packed ? PACKED_ENTRY_HEADER : 0);
+  return record.value.subarray(start, record.offsets[k + 1]!);
+}
+
+/**
+ * A packed record of entries `from` to `to - 1` (positions in `record`), or
+ * for an inline record the record itself.
+ */
+function packedPart(record: ParsedRecord, from: number, to: number): Uint8Array {
+  if (record.tag !== TAG_PACKED) return record.value;
+  const start = record.offsets[from]!;
+  const end = record.offsets[to]!;
+  const value = new Uint8Array(PACKED_HEADER + end - start);
+  value[0] = TAG_PACKED;
+  new DataView(value.buffer).setUint32(1, to - from);
+  value.set(record.value.subarray(start, end), PACKED_HEADER);
+  return value;
+}
+
+/**
+ * The keys (first indexes) of the entry records in the bounds, in order; the
+ * record at position `r` holds the entries from its key to the next key - 1
+ * (the last one to the last index).
+ */
+class RecordStarts {
+  #firsts: Index[] = [];
+
+  get length(): number {
+    return this.#firsts.length;
+  }
+
+  /** The key of the `r`th record. */
+  at(r: number): Index {
+    return this.#firsts[r]!;
+  }
+
+  /** Adds a record after the last one. */
+  push(first: Index): void {
+    this.#firsts.push(first);
+  }
+
+  /** Adds a record before the first one. */
+  unshift(first: Index): void {
+    this.#firsts.unshift(first);
+  }
+
+  /** The position of the record holding `index`, which the caller knows is covered. */
+  find(index: Index): number {
+    let lo = 0;
+    let hi = this.#firsts.length - 1;
+    let found = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#firsts[mid]! <= index) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  /** Forgets the records from position `r` on; returns their keys. */
+  dropFrom(r: number): Index[] {
+    return this.#firsts.splice(r);
+  }
+
+  /** Forgets the records before position `r`; returns their keys. */
+  dropBefore(r: number): Index[] {
+    return this.#firsts.splice(0, r);
+  }
 }
 
 /**
@@ -814,6 +1102,9 @@ interface Loaded {
   readonly owner: StoreOwner | undefined;
   readonly terms: TermRuns;
   readonly chunked: Map<Index, number>;
+  readonly records: RecordStarts;
+  /** The format the store was in; `open` marks it {@link FORMAT}. */
+  readonly format: number;
 }
 
 function denoApi(): DenoApi {
@@ -871,12 +1162,16 @@ async function load(kv: Deno.Kv, path: string): Promise<Loaded> {
       owner: undefined,
       terms: new TermRuns(),
       chunked: new Map(),
+      records: new RecordStarts(),
+      format: FORMAT,
     };
   }
   const meta = metaRecord.value;
   if (typeof meta !== "object" || meta === null) throw corrupt("the meta record is malformed");
   const { format, group, member } = meta as Record<string, unknown>;
-  if (format !== FORMAT) throw new StoreVersionError(path, format, FORMAT);
+  if (format !== FORMAT && format !== FORMAT_SINGLE) {
+    throw new StoreVersionError(path, format, FORMAT);
+  }
   let owner: StoreOwner | undefined;
   if (group !== undefined || member !== undefined) {
     if (typeof group !== "string" || typeof member !== "string") {
@@ -894,8 +1189,8 @@ async function load(kv: Deno.Kv, path: string): Promise<Loaded> {
   }
   const hardState = parseHardState(hardRecord?.value);
   if (hardState === null) throw corrupt("the hard state record is malformed");
-  const { terms, chunked } = await scanEntries(kv, path, bounds);
-  return { bounds, hardState, owner, terms, chunked };
+  const scanned = await scanEntries(kv, path, bounds, format === FORMAT);
+  return { bounds, hardState, owner, ...scanned, format };
 }
 
 function parseBounds(value: unknown): Bounds | undefined {
@@ -921,18 +1216,22 @@ function parseHardState(value: unknown): HardState | undefined | null {
 }
 
 /**
- * Reads every entry record in the bounds: each index must have a well-formed
- * record, terms must not decrease, and the last term must match the bounds.
- * Chunks are checked when an entry is read.
+ * Reads every entry record in the bounds: they must tile the bounds (the
+ * first keyed `prefixIndex + 1`, each keyed by the index after the one before,
+ * the last ending at `lastIndex`), be well-formed (packed records only when
+ * `packed`), terms must not decrease, and the last term must match the
+ * bounds. Entries are decoded, and chunks checked, when they are read.
  */
 async function scanEntries(
   kv: Deno.Kv,
   path: string,
   bounds: Bounds,
-): Promise<{ terms: TermRuns; chunked: Map<Index, number> }> {
+  packed: boolean,
+): Promise<{ terms: TermRuns; chunked: Map<Index, number>; records: RecordStarts }> {
   const corrupt = (detail: string) => new StoreCorruptError(path, detail);
   const terms = new TermRuns();
   const chunked = new Map<Index, number>();
+  const starts = new RecordStarts();
   const { prefixIndex, lastIndex } = bounds;
   let expected = prefixIndex + 1;
   let term = bounds.prefixTerm;
@@ -942,16 +1241,28 @@ async function scanEntries(
       { batchSize: Math.min(lastIndex - prefixIndex, LIST_BATCH) },
     );
     for await (const record of records) {
-      if (record.key[1] !== expected) throw corrupt(`entry ${expected} is missing`);
-      const parsed = parseRecord(record.value);
-      if (parsed === undefined) throw corrupt(`entry ${expected} has a malformed record`);
-      if (parsed.term < term) {
-        throw corrupt(`the term decreases at entry ${expected} (${parsed.term} after ${term})`);
+      const key = record.key[1];
+      if (typeof key === "number" && key < expected) {
+        throw corrupt(`the record of entry ${key} overlaps the record before it`);
       }
-      term = parsed.term;
-      terms.push(expected, term);
-      if (parsed.inline === undefined) chunked.set(expected, parsed.chunks);
-      expected++;
+      if (key !== expected) throw corrupt(`entry ${expected} is missing`);
+      const parsed = parseRecord(record.value, packed);
+      if (parsed === undefined) throw corrupt(`entry ${expected} has a malformed record`);
+      if (expected + parsed.count - 1 > lastIndex) {
+        throw corrupt(
+          `the record of entry ${expected} holds ${parsed.count} entries, past the last entry ${lastIndex}`,
+        );
+      }
+      starts.push(expected);
+      if (parsed.chunks > 0) chunked.set(expected, parsed.chunks);
+      for (let k = 0; k < parsed.count; k++, expected++) {
+        const next = recordTerm(parsed, k);
+        if (next < term) {
+          throw corrupt(`the term decreases at entry ${expected} (${next} after ${term})`);
+        }
+        term = next;
+        terms.push(expected, term);
+      }
     }
   }
   if (expected <= lastIndex) throw corrupt(`entry ${expected} is missing`);
@@ -960,7 +1271,7 @@ async function scanEntries(
       `the last entry ${lastIndex} has term ${term}, the bounds say ${bounds.lastTerm}`,
     );
   }
-  return { terms, chunked };
+  return { terms, chunked, records: starts };
 }
 
 /** Deletes entry and chunk records outside the bounds: what an interrupted write left. */

@@ -1,5 +1,6 @@
 // Tests for DenoKvLogStore: the storage conformance suite, locking, corrupt and incompatible files, large entries and batches, crashes.
 
+import { encodeEntry } from "../../lib/wire/entry.ts";
 import { DenoKvLogStore } from "../../storage/deno_kv.ts";
 import { StoreCorruptError, StoreLockedError, StoreVersionError } from "../../storage/errors.ts";
 import type { LogEntry, Storage } from "../../storage/types.ts";
@@ -150,7 +151,7 @@ function denoTests(): void {
       const before = await contents(path);
       const err = await assertRejects(() => DenoKvLogStore.open(path), StoreVersionError, "99");
       assert(err instanceof StoreVersionError);
-      assertEquals([err.found, err.expected], [99, 1]);
+      assertEquals([err.found, err.expected], [99, 2]);
       assertEquals(await contents(path), before, "nothing changed");
     });
   });
@@ -159,14 +160,59 @@ function denoTests(): void {
     await withDir(async (dir) => {
       const path = `${dir}/log.kv`;
       const store = await DenoKvLogStore.open(path);
-      await store.append(entries(1, 10, 1));
+      // Records holding 1..4, 5, and 6..10.
+      await store.append(entries(1, 4, 1));
+      await store.append(entries(5, 5, 1));
+      await store.append(entries(6, 10, 1));
       await store.close();
+      assertEquals(
+        await rawKv(path, (kv) => keys(kv, ["e"])),
+        [["e", 1], ["e", 5], ["e", 6]],
+      );
       await rawKv(path, (kv) => kv.delete(["e", 5]));
       const before = await contents(path);
       await assertRejects(() => DenoKvLogStore.open(path), StoreCorruptError, "entry 5 is missing");
       assertEquals(await contents(path), before, "nothing changed");
-      await rawKv(path, (kv) => kv.delete(["e", 10]));
+      await rawKv(path, (kv) => kv.delete(["e", 6]));
       await assertRejects(() => DenoKvLogStore.open(path), StoreCorruptError, "entry 5 is missing");
+      // The records before: one holding 1..4, then nothing. A record holding
+      // fewer entries than the gap to the next one leaves a hole as well.
+      await rawKv(path, async (kv) => {
+        await kv.set(["e", 1], packedRecord(entries(1, 3, 1)));
+        await kv.set(["e", 5], packedRecord(entries(5, 10, 1)));
+      });
+      await assertRejects(() => DenoKvLogStore.open(path), StoreCorruptError, "entry 4 is missing");
+      // A record missing at the start of the bounds.
+      await rawKv(path, (kv) => kv.delete(["e", 1]));
+      await assertRejects(() => DenoKvLogStore.open(path), StoreCorruptError, "entry 1 is missing");
+      // A last record ending before the bounds do.
+      await rawKv(path, async (kv) => {
+        await kv.set(["e", 1], packedRecord(entries(1, 4, 1)));
+        await kv.set(["e", 5], packedRecord(entries(5, 9, 1)));
+      });
+      await assertRejects(
+        () => DenoKvLogStore.open(path),
+        StoreCorruptError,
+        "entry 10 is missing",
+      );
+      // Records that overlap.
+      await rawKv(path, (kv) => kv.set(["e", 1], packedRecord(entries(1, 5, 1))));
+      await assertRejects(
+        () => DenoKvLogStore.open(path),
+        StoreCorruptError,
+        "the record of entry 5 overlaps",
+      );
+      // Repaired, the store opens.
+      await rawKv(path, async (kv) => {
+        await kv.delete(["e", 5]);
+        await kv.set(["e", 6], packedRecord(entries(6, 10, 1)));
+      });
+      const reopened = await DenoKvLogStore.open(path);
+      try {
+        assertEquals(await reopened.getRange(1, 10), entries(1, 10, 1));
+      } finally {
+        await reopened.close();
+      }
     });
   });
 
@@ -174,18 +220,17 @@ function denoTests(): void {
     await withDir(async (dir) => {
       const path = `${dir}/log.kv`;
       const store = await DenoKvLogStore.open(path);
-      await store.append([...entries(1, 2, 1), ...entries(3, 4, 2)]);
+      const log = [...entries(1, 2, 1), ...entries(3, 4, 2)];
+      await store.append(log);
       await store.close();
-      const [one, three] = await rawKv(path, async (kv) => {
-        const got = await kv.getMany<Uint8Array[]>([["e", 1], ["e", 3]]);
-        return got.map((e) => e.value);
-      });
-      assert(one instanceof Uint8Array && three instanceof Uint8Array);
-      // Entry 2 claims term 2, entry 3 term 1: the terms decrease.
-      await rawKv(path, async (kv) => {
-        await kv.set(["e", 2], three);
-        await kv.set(["e", 3], one);
-      });
+      const original = await rawKv(path, async (kv) => (await kv.get(["e", 1])).value);
+      assert(original instanceof Uint8Array);
+      assertEquals(original, packedRecord(log), "one record holds the batch");
+      // Entries 2 and 3 swapped: entry 2 claims term 2, entry 3 term 1, so the terms decrease.
+      await rawKv(
+        path,
+        (kv) => kv.set(["e", 1], packedRecord([log[0]!, log[2]!, log[1]!, log[3]!])),
+      );
       const before = await contents(path);
       await assertRejects(
         () => DenoKvLogStore.open(path),
@@ -193,13 +238,42 @@ function denoTests(): void {
         "term decreases at entry 3",
       );
       assertEquals(await contents(path), before, "nothing changed");
-      // Bounds whose last term is not the last entry's.
+      // The same across records.
       await rawKv(path, async (kv) => {
-        await kv.set(["e", 2], one);
-        await kv.set(["e", 3], three);
-        await kv.set(["bounds"], { prefixIndex: 0, prefixTerm: 0, lastIndex: 4, lastTerm: 7 });
+        await kv.set(["e", 1], packedRecord([log[0]!, log[2]!]));
+        await kv.set(["e", 3], packedRecord([log[1]!, log[3]!]));
       });
+      await assertRejects(
+        () => DenoKvLogStore.open(path),
+        StoreCorruptError,
+        "term decreases at entry 3",
+      );
+      await rawKv(path, async (kv) => {
+        await kv.delete(["e", 3]);
+        await kv.set(["e", 1], original);
+      });
+      // Bounds whose last term is not the last entry's.
+      await rawKv(
+        path,
+        (kv) => kv.set(["bounds"], { prefixIndex: 0, prefixTerm: 0, lastIndex: 4, lastTerm: 7 }),
+      );
       await assertRejects(() => DenoKvLogStore.open(path), StoreCorruptError, "bounds say 7");
+      // Bounds that end inside a record.
+      await rawKv(
+        path,
+        (kv) => kv.set(["bounds"], { prefixIndex: 0, prefixTerm: 0, lastIndex: 3, lastTerm: 2 }),
+      );
+      await assertRejects(
+        () => DenoKvLogStore.open(path),
+        StoreCorruptError,
+        "past the last entry 3",
+      );
+      // Bounds that start inside a record.
+      await rawKv(
+        path,
+        (kv) => kv.set(["bounds"], { prefixIndex: 1, prefixTerm: 1, lastIndex: 4, lastTerm: 2 }),
+      );
+      await assertRejects(() => DenoKvLogStore.open(path), StoreCorruptError, "entry 2 is missing");
       await rawKv(path, (kv) => kv.delete(["bounds"]));
       await assertRejects(
         () => DenoKvLogStore.open(path),
@@ -244,15 +318,89 @@ function denoTests(): void {
       const path = `${dir}/log.kv`;
       const store = await DenoKvLogStore.open(path);
       await store.append(entries(1, 4, 1));
+      await store.append(entries(5, 5, 1));
       await store.close();
-      // A well-formed header (inline, term 1) in front of bytes that are no entry.
-      const record = new Uint8Array([1, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff]);
-      await rawKv(path, (kv) => kv.set(["e", 3], record));
+      // Well-formed records (term 1) holding bytes that are no entry: entry 3 in a
+      // packed record, entry 5 alone.
+      const garbage = new Uint8Array([0xff, 0xff, 0xff]);
+      await rawKv(path, async (kv) => {
+        await kv.set(
+          ["e", 1],
+          packedParts([
+            [1, encodeEntry(entry(1, 1))],
+            [1, encodeEntry(entry(2, 1))],
+            [1, garbage],
+            [1, encodeEntry(entry(4, 1))],
+          ]),
+        );
+        await kv.set(["e", 5], packedParts([[1, garbage]]));
+      });
       const reopened = await DenoKvLogStore.open(path);
       try {
         await assertRejects(() => reopened.get(3), StoreCorruptError, "entry 3 does not decode");
         await assertRejects(() => reopened.getRange(1, 4), StoreCorruptError, "entry 3");
+        await assertRejects(() => reopened.get(5), StoreCorruptError, "entry 5 does not decode");
+        await assertRejects(() => reopened.getRange(4, 5), StoreCorruptError, "entry 5");
         assertEquals(await reopened.getRange(1, 2), entries(1, 2, 1));
+        assertEquals(await reopened.get(4), entry(4, 1));
+      } finally {
+        await reopened.close();
+      }
+      // An entry whose record claims another term than the entry has.
+      await rawKv(path, (kv) => kv.set(["e", 5], packedParts([[1, encodeEntry(entry(5, 2))]])));
+      const again = await DenoKvLogStore.open(path);
+      try {
+        await assertRejects(() => again.get(5), StoreCorruptError, "its record says term 1");
+      } finally {
+        await again.close();
+      }
+    });
+  });
+
+  test("DenoKvLogStore: a malformed packed record is found at open, naming its entry", async () => {
+    await withDir(async (dir) => {
+      const path = `${dir}/log.kv`;
+      const store = await DenoKvLogStore.open(path);
+      await store.append(entries(1, 4, 1));
+      await store.append(entries(5, 8, 1));
+      await store.close();
+      const good = packedRecord(entries(5, 8, 1));
+      const withCount = (count: number, bytes = good): Uint8Array => {
+        const out = bytes.slice();
+        new DataView(out.buffer).setUint32(1, count);
+        return out;
+      };
+      const badLength = good.slice();
+      // The first entry's length, made to run past the record.
+      new DataView(badLength.buffer).setUint32(5 + 8, good.byteLength);
+      const badTerm = good.slice();
+      new DataView(badTerm.buffer).setFloat64(5, 1.5);
+      const cases: [string, Uint8Array][] = [
+        ["count 0", withCount(0, good.subarray(0, 5))],
+        ["count past the entries", withCount(5)],
+        ["count short of the entries (trailing bytes)", withCount(3)],
+        ["a length past the end", badLength],
+        ["a term that is no index", badTerm],
+        ["cut short", good.subarray(0, good.byteLength - 1)],
+        ["only a tag", new Uint8Array([3])],
+        ["an unknown tag", Uint8Array.of(9, ...good.subarray(1))],
+      ];
+      for (const [what, record] of cases) {
+        await rawKv(path, (kv) => kv.set(["e", 5], record));
+        const before = await contents(path);
+        await assertRejects(
+          () => DenoKvLogStore.open(path),
+          StoreCorruptError,
+          "entry 5 has a malformed record",
+        ).catch((err) => {
+          throw new Error(`${what}: ${err}`, { cause: err });
+        });
+        assertEquals(await contents(path), before, `nothing changed (${what})`);
+      }
+      await rawKv(path, (kv) => kv.set(["e", 5], good));
+      const reopened = await DenoKvLogStore.open(path);
+      try {
+        assertEquals(await reopened.getRange(1, 8), entries(1, 8, 1));
       } finally {
         await reopened.close();
       }
@@ -301,12 +449,15 @@ function denoTests(): void {
       await store.append(entries(1, 3, 1));
       await store.close();
       // What an interrupted append or prune could leave: records past the end and below the start.
+      // With the records written as an append writes them: a packed one, an inline one,
+      // a chunked one's header.
       await rawKv(path, async (kv) => {
-        const three = (await kv.get(["e", 3])).value;
-        await kv.set(["e", 8], three);
-        await kv.set(["e", 4], three);
+        const first = (await kv.get(["e", 1])).value;
+        await kv.set(["e", 8], packedRecord(entries(8, 9, 1)));
+        await kv.set(["e", 4], packedRecord(entries(4, 6, 1)));
+        await kv.set(["e", 7], inlineRecord(entry(7, 1)));
         await kv.set(["c", 9, 0], new Uint8Array(100));
-        await kv.set(["e", 0], three);
+        await kv.set(["e", 0], first);
       });
       store = await DenoKvLogStore.open(path);
       try {
@@ -319,7 +470,7 @@ function denoTests(): void {
         await store.close();
         assertEquals(
           await rawKv(path, (kv) => keys(kv, [])),
-          [["bounds"], ["e", 1], ["e", 2], ["e", 3], ["meta"]],
+          [["bounds"], ["e", 1], ["meta"]],
           "only the store's own records remain",
         );
         store = await DenoKvLogStore.open(path);
@@ -336,12 +487,13 @@ function denoTests(): void {
   test("DenoKvLogStore: a process killed while appending leaves a prefix of its batches", async () => {
     await withDir(async (dir) => {
       const path = `${dir}/log.kv`;
-      // Each batch of 1500 entries (one of them chunked) needs two commits; the
-      // first makes a prefix of the batch visible.
+      // Each batch of 1500 entries (about 930 kB in packed records, and one
+      // chunked entry of 150 kB) needs two commits; the first makes a prefix of
+      // the batch visible.
       const child = spawnDeno(`
         const { DenoKvLogStore } = await import(${JSON.stringify(STORE_URL)});
         const store = await DenoKvLogStore.open(${JSON.stringify(path)});
-        const pad = "x".repeat(400);
+        const pad = "x".repeat(600);
         let next = 1;
         for (let round = 0; ; round++) {
           const batch = [];
@@ -394,6 +546,198 @@ function denoTests(): void {
       } finally {
         await store.close();
       }
+    });
+  });
+
+  test("DenoKvLogStore: batches are packed into few records, which round-trip and survive reopen", async () => {
+    await withDir(async (dir) => {
+      const path = `${dir}/log.kv`;
+      const small = (index: number, term: number) =>
+        entry(index, term, { n: index, pad: "p".repeat(200) });
+      const batch: LogEntry<unknown>[] = [];
+      for (let i = 1; i <= 1000; i++) batch.push(small(i, 1 + Math.floor(i / 300)));
+      // Inside a batch: an entry too large to pack (20 kB, one record) and one over 64 KiB (chunked).
+      const mixed: LogEntry<unknown>[] = [];
+      for (let i = 1001; i <= 1300; i++) {
+        mixed.push(
+          i === 1100
+            ? entry(i, 4, { blob: blob(20_000, 1) })
+            : i === 1200
+            ? entry(i, 4, { blob: blob(100_000, 2) })
+            : small(i, 4),
+        );
+      }
+      const singles = [small(1301, 4), small(1302, 5), small(1303, 5)];
+      const all = [...batch, ...mixed, ...singles];
+      let store = await DenoKvLogStore.open(path);
+      try {
+        await store.append(batch);
+        const packed = await rawKv(path, (kv) => keys(kv, ["e"]));
+        // About 230 bytes an entry: 4 records of up to 65 000 bytes.
+        assert(packed.length <= 5, `1000 entries in ${packed.length} records`);
+        await store.append(mixed);
+        for (const e of singles) await store.append([e]);
+        const records = await rawKv(path, (kv) => keys(kv, ["e"]));
+        assert(records.length <= 5 + 6 + 3, `1303 entries in ${records.length} records`);
+        for (const index of [1100, 1101, 1200, 1201, 1301, 1302, 1303]) {
+          assert(records.some((k) => k[1] === index), `a record starts at ${index}`);
+        }
+        assertEquals(store.last(), { term: 5, index: 1303 });
+        assertEquals(await store.getRange(1, 1303), all);
+        await store.close();
+        store = await DenoKvLogStore.open(path);
+        assertEquals(store.last(), { term: 5, index: 1303 });
+        assertEquals(await store.getRange(1, 1303), all);
+        assertEquals(await store.getRange(250, 1250), all.slice(249, 1250));
+        for (const index of [1, 299, 300, 301, 1000, 1100, 1199, 1200, 1201, 1303]) {
+          assertEquals(await store.get(index), all[index - 1]);
+          assertEquals(store.termAt(index), all[index - 1]!.term);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  test("DenoKvLogStore: truncating and pruning inside a packed record keep every entry and term", async () => {
+    await withDir(async (dir) => {
+      const path = `${dir}/log.kv`;
+      // The expected log, as entries by index.
+      const log = new Map<number, LogEntry<unknown>>();
+      const add = async (store: DenoKvLogStore, batch: LogEntry<unknown>[]) => {
+        await store.append(batch);
+        for (const e of batch) log.set(e.index, e);
+      };
+      const check = async (store: DenoKvLogStore, start: number, end: number) => {
+        assertEquals(store.available(), { start, end });
+        const want = [...log.values()].filter((e) => e.index >= start && e.index <= end);
+        assertEquals(await store.getRange(0, end + 10), want);
+        for (const e of want) {
+          assertEquals(store.termAt(e.index), e.term, `the term of ${e.index}`);
+          assertEquals(await store.get(e.index), e);
+        }
+        assertEquals(await store.get(start - 1), undefined);
+        assertEquals(await store.get(end + 1), undefined);
+      };
+      let store = await DenoKvLogStore.open(path);
+      try {
+        // One record holding 1..200, terms 1 then 2.
+        await add(store, [...entries(1, 100, 1), ...entries(101, 200, 2)]);
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), [["e", 1]]);
+        await store.truncate(150);
+        for (let i = 150; i <= 200; i++) log.delete(i);
+        assertEquals(store.last(), { term: 2, index: 149 });
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), [["e", 1]]);
+        await check(store, 1, 149);
+        await add(store, entries(150, 170, 3));
+        await store.prunePrefix(50);
+        for (let i = 1; i <= 50; i++) log.delete(i);
+        assertEquals(store.termAt(50), 1, "the prefix term");
+        assertEquals(
+          await rawKv(path, (kv) => keys(kv, ["e"])),
+          [["e", 51], ["e", 150]],
+          "the tail of the cut record is keyed by its first entry, the head is gone",
+        );
+        await check(store, 51, 170);
+        await store.close();
+        store = await DenoKvLogStore.open(path);
+        await check(store, 51, 170);
+        assertEquals(store.termAt(50), 1);
+        // Again inside the record the prune wrote, then at its very start and end.
+        await store.truncate(60);
+        for (let i = 60; i <= 170; i++) log.delete(i);
+        await add(store, entries(60, 80, 4));
+        await store.prunePrefix(55);
+        for (let i = 51; i <= 55; i++) log.delete(i);
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), [["e", 56], ["e", 60]]);
+        await store.truncate(80);
+        log.delete(80);
+        await store.prunePrefix(56);
+        log.delete(56);
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), [["e", 57], ["e", 60]]);
+        await check(store, 57, 79);
+        await store.truncate(60);
+        for (let i = 60; i <= 79; i++) log.delete(i);
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), [["e", 57]]);
+        await store.prunePrefix(59);
+        log.delete(57);
+        log.delete(58);
+        log.delete(59);
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), []);
+        assertEquals(store.last(), { term: 1, index: 59 });
+        await add(store, entries(60, 64, 5));
+        await store.close();
+        store = await DenoKvLogStore.open(path);
+        await check(store, 60, 64);
+        assertEquals(store.termAt(59), 1);
+        await store.resetTo({ term: 6, index: 100 });
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["e"])), []);
+        log.clear();
+        await add(store, entries(101, 103, 6));
+        await store.close();
+        store = await DenoKvLogStore.open(path);
+        await check(store, 101, 103);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  test("DenoKvLogStore: a store of format 1 (one entry per record) is read as it is and marked format 2", async () => {
+    await withDir(async (dir) => {
+      const path = `${dir}/log.kv`;
+      const big = entry(4, 2, { blob: blob(100_000, 5) });
+      const old = [entry(1, 1), entry(2, 1, "two"), entry(3, 2), big, entry(5, 2)];
+      await rawKv(path, async (kv) => {
+        await kv.set(["meta"], { format: 1, group: "g1", member: "m1" });
+        await kv.set(["hs"], { term: 2, votedFor: "m1" });
+        await kv.set(["bounds"], { prefixIndex: 0, prefixTerm: 0, lastIndex: 5, lastTerm: 2 });
+        for (const e of old) if (e !== big) await kv.set(["e", e.index], inlineRecord(e));
+        // Entry 4 chunked, as format 1 wrote entries over 64 KiB.
+        const bytes = encodeEntry(big);
+        const header = new Uint8Array(21);
+        const view = new DataView(header.buffer);
+        header[0] = 2;
+        view.setFloat64(1, 2);
+        view.setUint32(9, 2);
+        view.setFloat64(13, bytes.byteLength);
+        await kv.set(["e", 4], header);
+        await kv.set(["c", 4, 0], bytes.slice(0, 65_000));
+        await kv.set(["c", 4, 1], bytes.slice(65_000));
+      });
+      let store = await DenoKvLogStore.open(path);
+      try {
+        assertEquals(store.last(), { term: 2, index: 5 });
+        assertEquals(store.loadHardState(), { term: 2, votedFor: "m1" });
+        assertEquals(await store.getRange(1, 5), old);
+        assertEquals(await store.get(4), big);
+        const meta = await rawKv(path, async (kv) => (await kv.get(["meta"])).value);
+        assertEquals(meta, { format: 2, group: "g1", member: "m1" }, "marked format 2, owner kept");
+        await store.claim({ group: "g1", member: "m1" });
+        const more = entries(6, 50, 3);
+        await store.append(more);
+        await store.close();
+        store = await DenoKvLogStore.open(path);
+        assertEquals(await store.getRange(1, 50), [...old, ...more]);
+        assertEquals([store.termAt(3), store.termAt(5), store.termAt(6)], [2, 2, 3]);
+        await store.truncate(4);
+        assertEquals(await rawKv(path, (kv) => keys(kv, ["c"])), [], "the old chunks are deleted");
+        await store.prunePrefix(2);
+        await store.append(entries(4, 6, 3));
+        assertEquals(await store.getRange(1, 10), [entry(3, 2), ...entries(4, 6, 3)]);
+      } finally {
+        await store.close();
+      }
+      // Format 1 has no packed records: one there is corruption, not data.
+      await rawKv(path, async (kv) => {
+        await kv.set(["meta"], { format: 1 });
+        await kv.set(["e", 3], packedRecord([entry(3, 2)]));
+      });
+      await assertRejects(
+        () => DenoKvLogStore.open(path),
+        StoreCorruptError,
+        "entry 3 has a malformed record",
+      );
     });
   });
 
@@ -460,6 +804,38 @@ function entries(from: number, to: number, term: number): LogEntry<unknown>[] {
 function blob(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (i * 131 + seed * 17 + (i >>> 9)) & 0xff;
+  return out;
+}
+
+/** A packed record (format 2) of `list`, as the store writes it. */
+function packedRecord(list: readonly LogEntry<unknown>[]): Uint8Array {
+  return packedParts(list.map((e) => [e.term, encodeEntry(e)]));
+}
+
+/** A packed record of (term, encoded entry) pairs, whatever the bytes are. */
+function packedParts(parts: readonly (readonly [number, Uint8Array])[]): Uint8Array {
+  const size = parts.reduce((n, [, bytes]) => n + 12 + bytes.byteLength, 5);
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = 3;
+  view.setUint32(1, parts.length);
+  let at = 5;
+  for (const [term, bytes] of parts) {
+    view.setFloat64(at, term);
+    view.setUint32(at + 8, bytes.byteLength);
+    out.set(bytes, at + 12);
+    at += 12 + bytes.byteLength;
+  }
+  return out;
+}
+
+/** An inline record (formats 1 and 2) of one entry. */
+function inlineRecord(e: LogEntry<unknown>): Uint8Array {
+  const bytes = encodeEntry(e);
+  const out = new Uint8Array(9 + bytes.byteLength);
+  out[0] = 1;
+  new DataView(out.buffer).setFloat64(1, e.term);
+  out.set(bytes, 9);
   return out;
 }
 
