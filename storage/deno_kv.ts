@@ -1003,19 +1003,7 @@ class RecordStarts {
 
   /** The position of the record holding `index`, which the caller knows is covered. */
   find(index: Index): number {
-    let lo = 0;
-    let hi = this.#firsts.length - 1;
-    let found = 0;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#firsts[mid]! <= index) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return Math.max(0, lastAtOrBefore(this.#firsts, index));
   }
 
   /** Forgets the records from position `r` on; returns their keys. */
@@ -1076,20 +1064,25 @@ class TermRuns {
 
   /** The position of the last run starting at or before `index`, or -1. */
   #runOf(index: Index): number {
-    let lo = 0;
-    let hi = this.#starts.length - 1;
-    let found = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#starts[mid]! <= index) {
-        found = mid;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
+    return lastAtOrBefore(this.#starts, index);
   }
+}
+
+/** The position of the last value at or below `index` in the ascending `sorted`, or -1. */
+function lastAtOrBefore(sorted: readonly Index[], index: Index): number {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! <= index) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------------------
