@@ -23,16 +23,29 @@ const KIND_SYSTEM = 1;
  * @throws {TypeError} when a system entry's body is malformed
  */
 export function encodeEntry<C>(entry: LogEntry<C>): Uint8Array {
-  return entryBytes(entry).slice();
+  // Copied into a plain Uint8Array (cbor-x may hand out a Buffer, whose slice() is a view).
+  const view = encodeView(entry);
+  const out = new Uint8Array(view.byteLength);
+  out.set(view);
+  return out;
+}
+
+/** An encoding remembered for an entry object, with what it encoded. */
+interface Encoded {
+  readonly index: unknown;
+  readonly term: unknown;
+  readonly command: unknown;
+  readonly bytes: Uint8Array;
 }
 
 /**
  * The encodings of entries already encoded or decoded, keyed by the entry
  * object: a leader encodes an entry once for every follower and for its own
- * store, and a follower stores the bytes the entry arrived in. Entry objects
- * are never changed after they are made, so an encoding stays valid.
+ * store, and a follower stores the bytes the entry arrived in. An encoding is
+ * used again only while the object still holds the same index, term and
+ * command (a caller may reuse one object for several entries).
  */
-const ENCODED = new WeakMap<LogEntry<unknown>, Uint8Array>();
+const ENCODED = new WeakMap<LogEntry<unknown>, Encoded>();
 
 /**
  * The encoding of `entry`, as {@link encodeEntry} makes it, computed once per
@@ -42,15 +55,24 @@ const ENCODED = new WeakMap<LogEntry<unknown>, Uint8Array>();
  * @throws like {@link encodeEntry}
  */
 export function entryBytes<C>(entry: LogEntry<C>): Uint8Array {
-  let bytes = ENCODED.get(entry);
-  if (bytes === undefined) {
-    bytes = encodeFresh(entry);
-    ENCODED.set(entry, bytes);
+  const known = ENCODED.get(entry);
+  if (
+    known !== undefined && known.index === entry.index && known.term === entry.term &&
+    known.command === entry.command
+  ) {
+    return known.bytes;
   }
+  const bytes = copyBytes(encodeView(entry));
+  remember(entry, bytes);
   return bytes;
 }
 
-function encodeFresh<C>(entry: LogEntry<C>): Uint8Array {
+function remember<C>(entry: LogEntry<C>, bytes: Uint8Array): void {
+  ENCODED.set(entry, { index: entry.index, term: entry.term, command: entry.command, bytes });
+}
+
+/** The encoding, as a view into cbor-x's shared buffer: copy it before the next encode. */
+function encodeView<C>(entry: LogEntry<C>): Uint8Array {
   const { index, term, command } = entry;
   if (!isPosition(index) || !isPosition(term)) {
     throw new RangeError(
@@ -72,7 +94,7 @@ function encodeFresh<C>(entry: LogEntry<C>): Uint8Array {
   }
   // Validate the command alone so error paths read `$.field`, not `$[3].field`;
   // the index and term added around it are checked above.
-  return copyBytes(encodeInspected(record, inspect(record[3])));
+  return encodeInspected(record, inspect(record[3]));
 }
 
 /**
@@ -84,7 +106,7 @@ function encodeFresh<C>(entry: LogEntry<C>): Uint8Array {
  */
 export function decodeOwnedEntry<C>(bytes: Uint8Array): LogEntry<C> {
   const entry = decodeEntry<C>(bytes);
-  ENCODED.set(entry, bytes);
+  remember(entry, bytes);
   return entry;
 }
 

@@ -178,3 +178,15 @@ test("entry: decodeOwnedEntry keeps the bytes it decoded as the entry's encoding
   assert(entryBytes(entry) === bytes);
   assertThrows(() => decodeOwnedEntry(new Uint8Array([0x83, 1, 2, 3])), DecodeError);
 });
+
+test("entry: an entry object reused for another entry is encoded again", () => {
+  const entry = { index: 1, term: 1, command: { n: 1 } as unknown };
+  const first = entryBytes(entry);
+  entry.index = 2;
+  entry.command = { n: 2 };
+  const second = entryBytes(entry);
+  assert(second !== first);
+  assertEquals(decodeEntry(second), { index: 2, term: 1, command: { n: 2 } });
+  assertEquals(encodeEntry(entry), second);
+  assertEquals(decodeEntry(first), { index: 1, term: 1, command: { n: 1 } });
+});
