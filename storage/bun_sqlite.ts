@@ -56,6 +56,9 @@ interface SqliteModule {
 
 let sqliteModule: SqliteModule | undefined;
 
+/** Rows written by one multi-row INSERT when appending a batch. */
+const INSERT_ROWS = 64;
+
 /** bun:sqlite, loaded synchronously; throws a clear error anywhere but Bun. */
 function loadSqlite(): SqliteModule {
   if (sqliteModule !== undefined) return sqliteModule;
@@ -162,6 +165,8 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
   #owner: StoreOwner | undefined;
 
   #insert: SqliteStatement;
+  /** Inserts {@link INSERT_ROWS} rows at once. */
+  #insertMany: SqliteStatement;
   #selectEntry: SqliteStatement;
   #selectRange: SqliteStatement;
   #selectTerm: SqliteStatement;
@@ -187,6 +192,11 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     this.#owner = loaded.owner;
 
     this.#insert = db.prepare("INSERT INTO log (idx, term, entry) VALUES (?, ?, ?)");
+    this.#insertMany = db.prepare(
+      `INSERT INTO log (idx, term, entry) VALUES ${
+        Array(INSERT_ROWS).fill("(?, ?, ?)").join(", ")
+      }`,
+    );
     this.#selectEntry = db.prepare("SELECT term, entry FROM log WHERE idx = ?");
     this.#selectRange = db.prepare(
       "SELECT idx, term, entry FROM log WHERE idx >= ? AND idx <= ? ORDER BY idx",
@@ -199,7 +209,22 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     this.#deleteMeta = db.prepare("DELETE FROM meta WHERE key = ?");
 
     this.#appendTxn = db.transaction((positions: readonly Cursor[], encoded) => {
-      for (let i = 0; i < positions.length; i++) {
+      // Full groups of rows go in one multi-row INSERT each: a statement run has a fixed cost
+      // that dominated appending small entries in batches.
+      let i = 0;
+      if (positions.length >= INSERT_ROWS) {
+        const params = new Array<SqliteValue>(INSERT_ROWS * 3);
+        for (; i + INSERT_ROWS <= positions.length; i += INSERT_ROWS) {
+          for (let k = 0; k < INSERT_ROWS; k++) {
+            const e = positions[i + k]!;
+            params[3 * k] = e.index;
+            params[3 * k + 1] = e.term;
+            params[3 * k + 2] = encoded[i + k]!;
+          }
+          this.#insertMany.run(...params);
+        }
+      }
+      for (; i < positions.length; i++) {
         const e = positions[i]!;
         this.#insert.run(e.index, e.term, encoded[i]!);
       }
