@@ -9,6 +9,7 @@ import {
   FrameTooLargeError,
   WireError,
 } from "../lib/wire/mod.ts";
+import { concatBytes } from "../lib/primitives/bytes.ts";
 import { CloseCode, type Stream } from "./types.ts";
 
 /**
@@ -24,16 +25,6 @@ interface Batch {
   bytes: number;
   /** Settles once the batch is queued on the stream (rejects if the stream failed). */
   written: Promise<void>;
-}
-
-function concat(batch: Batch): Uint8Array {
-  const out = new Uint8Array(new ArrayBuffer(batch.bytes));
-  let at = 0;
-  for (const frame of batch.frames) {
-    out.set(frame, at);
-    at += frame.byteLength;
-  }
-  return out;
 }
 
 /** Options of a {@link FramedStream}. */
@@ -190,7 +181,9 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
       const opened: Batch = { frames: [], bytes: 0, written: Promise.resolve() };
       opened.written = this.#sending.then(async () => {
         if (this.#open === opened) this.#open = undefined;
-        const chunk = opened.frames.length === 1 ? opened.frames[0]! : concat(opened);
+        const chunk = opened.frames.length === 1
+          ? opened.frames[0]!
+          : concatBytes(...opened.frames);
         await this.#writer.ready;
         // Reported through `ready`/`closed`; handled here so it is never an unhandled rejection.
         this.#writer.write(chunk).catch(() => {});

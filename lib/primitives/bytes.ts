@@ -35,11 +35,14 @@ export function utf8(s: string): Uint8Array {
   return encoder.encode(s);
 }
 
-/** The concatenation of `parts`. */
+/**
+ * The concatenation of `parts`, in a buffer made on its own ArrayBuffer (so
+ * that reading `.buffer` later, as transports and cbor-x do, copies nothing).
+ */
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   let len = 0;
   for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
+  const out = new Uint8Array(new ArrayBuffer(len));
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
