@@ -326,9 +326,7 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     checkBatch(this.#last, entries);
     const encoded = new Array<Uint8Array>(entries.length);
     for (let i = 0; i < entries.length; i++) encoded[i] = entryBytes(entries[i]!);
-    this.#appendTxn(entries, encoded);
-    const tail = entries[entries.length - 1]!;
-    this.#last = { term: tail.term, index: tail.index };
+    this.#appendChecked(entries, encoded);
   }
 
   /**
@@ -341,8 +339,13 @@ export class BunSqliteLogStore<C = unknown> implements Storage<C> {
     this.#checkOpen("append");
     if (records.length === 0) return;
     checkBatch(this.#last, records);
-    this.#appendTxn(records, records.map((r) => r.bytes));
-    const tail = records[records.length - 1]!;
+    this.#appendChecked(records, records.map((r) => r.bytes));
+  }
+
+  /** Writes a checked, non-empty batch in one transaction and moves `last` to its end. */
+  #appendChecked(positions: readonly Cursor[], encoded: readonly Uint8Array[]): void {
+    this.#appendTxn(positions, encoded);
+    const tail = positions[positions.length - 1]!;
     this.#last = { term: tail.term, index: tail.index };
   }
 

@@ -255,20 +255,22 @@ export class BunSqliteWorkerStore<C = unknown> implements Storage<C> {
     return this.close();
   }
 
+  /** Why `what` cannot be done now (the thread died, or the store is closed), if it cannot. */
+  #refusal(what: string): Error | undefined {
+    if (this.#failure !== undefined) return this.#failure;
+    if (this.#closing !== undefined) return new Error(`Cannot ${what}: store is closed`);
+    return undefined;
+  }
+
   /** Resolves when the store is usable, like a call that does nothing. */
   #whenOpen(what: string): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#closing !== undefined) {
-      return Promise.reject(new Error(`Cannot ${what}: store is closed`));
-    }
-    return Promise.resolve();
+    const refusal = this.#refusal(what);
+    return refusal === undefined ? Promise.resolve() : Promise.reject(refusal);
   }
 
   #call(op: string, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#closing !== undefined) {
-      return Promise.reject(new Error(`Cannot ${op}: store is closed`));
-    }
+    const refusal = this.#refusal(op);
+    if (refusal !== undefined) return Promise.reject(refusal);
     const id = ++this.#seq;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });

@@ -11,7 +11,8 @@ export const defaultStoreName: string = onDeno ? "DenoKvLogStore" : "BunSqliteWo
  * Opens this runtime's durable store at `path` (created when absent):
  * `DenoKvLogStore` on Deno (needs `--unstable-kv`), `BunSqliteWorkerStore`
  * on Bun (SQLite on a worker thread, so its disk syncs never stall the event
- * loop; `BunSqliteLogStore` is the same store on the calling thread). The store module is imported only here, on demand, so code that never
+ * loop; `BunSqliteLogStore` is the same store on the calling thread). The
+ * store module is imported only here, on demand, so code that never
  * asks for it loads no runtime-specific code.
  *
  * @param path the store's file
