@@ -56,3 +56,18 @@ export const VALUE = "0123456789abcdef0123456789abcdef";
 
 /** Environment variable that carries the group key (hex) to a node; keys stay off command lines. */
 export const KEY_ENV = "MOSAIK_BENCH_KEY";
+
+/** Percentiles and mean of `samples` (ms), sorted in place. */
+export function summary(samples: number[]): Record<string, number | null> {
+  if (samples.length === 0) return { n: 0, p50: null, p90: null, p99: null, max: null, mean: null };
+  samples.sort((a, b) => a - b);
+  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
+  return {
+    n: samples.length,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: samples[samples.length - 1]!,
+    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+  };
+}

@@ -24,8 +24,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { KEYS, VALUE } from "./common.ts";
-import { machine } from "./run.ts";
+import { KEYS, summary, VALUE } from "./common.ts";
+import { fmtMs, fmtRate, machine } from "./run.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
 
@@ -190,14 +190,9 @@ export interface EtcdRow {
   readonly batch: number;
   readonly connections: number;
   readonly rate: number;
-  readonly latency: { p50: number; p99: number };
+  /** Latencies of one call (ms): n, p50, p90, p99, max, mean. */
+  readonly latency: Record<string, number | null>;
   readonly errors: number;
-}
-
-function percentile(sorted: readonly number[], q: number): number {
-  return sorted.length === 0
-    ? NaN
-    : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 async function load(
@@ -239,7 +234,6 @@ async function load(
       }
     };
     await Promise.all(Array.from({ length: callers }, (_, k) => loop(k)));
-    latencies.sort((a, b) => a - b);
     return {
       case: batch === 1
         ? `Put, ${callers} caller${callers === 1 ? "" : "s"}`
@@ -248,7 +242,7 @@ async function load(
       batch,
       connections,
       rate: committed / (durationMs / 1000),
-      latency: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) },
+      latency: summary(latencies),
       errors,
     };
   } finally {
@@ -257,14 +251,6 @@ async function load(
 }
 
 // ---------------------------------------------------------------- main
-
-function fmtRate(v: number): string {
-  return `${Math.round(v).toLocaleString("en-US")}/s`;
-}
-
-function fmtMs(v: number): string {
-  return Number.isNaN(v) ? "–" : v < 10 ? `${v.toFixed(2)} ms` : `${v.toFixed(0)} ms`;
-}
 
 export async function runEtcd(args: readonly string[]): Promise<number> {
   const { values } = parseArgs({

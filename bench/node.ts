@@ -51,6 +51,7 @@ import {
   KEYS,
   NETWORK_NAME,
   type StoreKind,
+  summary,
   VALUE,
 } from "./common.ts";
 
@@ -112,21 +113,6 @@ class BenchKeyValue extends KeyValue {
       };
     });
   }
-}
-
-/** Percentiles and mean of `samples` (ms), sorted in place. */
-function summary(samples: number[]): Record<string, number | null> {
-  if (samples.length === 0) return { n: 0, p50: null, p90: null, p99: null, max: null, mean: null };
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
-  return {
-    n: samples.length,
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    max: samples[samples.length - 1]!,
-    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
-  };
 }
 
 /** The committed configuration in `store` up to `committed`. */

@@ -1048,7 +1048,8 @@ async function measureFailover(
 
 // ---------------------------------------------------------------- report
 
-function fmtMs(v: number | null | undefined): string {
+/** A duration in ms, in the tables' style (µs below 0.1 ms, s from 10 s). */
+export function fmtMs(v: number | null | undefined): string {
   if (v === null || v === undefined) return "–";
   if (v < 0.0005) return "<1 µs";
   if (v < 0.1) return `${Math.round(v * 1000)} µs`;
@@ -1058,7 +1059,8 @@ function fmtMs(v: number | null | undefined): string {
   return `${(v / 1000).toFixed(1)} s`;
 }
 
-function fmtRate(v: number | null | undefined): string {
+/** A rate per second, in the tables' style. */
+export function fmtRate(v: number | null | undefined): string {
   if (v === null || v === undefined) return "–";
   return `${Math.round(v).toLocaleString("en-US")}/s`;
 }
