@@ -7,6 +7,7 @@ import {
   isIndex,
   type Term,
 } from "../lib/primitives/cursor.ts";
+import { copyBytes } from "../lib/wire/bytes.ts";
 import { decodeOwnedEntry, entryBytes } from "../lib/wire/entry.ts";
 import {
   checkBatch,
@@ -755,10 +756,11 @@ export class DenoKvLogStore<C = unknown> implements Storage<C>, AsyncDisposable 
   async #decode(record: ParsedRecord, first: Index, index: Index): Promise<LogEntry<C>> {
     const k = index - first;
     const term = recordTerm(record, k);
-    // Copied out of the record: the entry may keep the bytes as its encoding.
+    // Copied out of the record (with the wire's allocator: the entry keeps the bytes as its
+    // encoding, and they decode without a hidden copy).
     const bytes = record.chunks > 0
       ? await this.#readChunks(index, record.chunks, record.size)
-      : recordBytes(record, k).slice();
+      : copyBytes(recordBytes(record, k));
     let entry: LogEntry<C>;
     try {
       entry = decodeOwnedEntry<C>(bytes);
