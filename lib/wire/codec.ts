@@ -1,21 +1,8 @@
-// CBOR codec for plain data (commands, queries, results, messages): validation, cbor-x setup, a guarded decoder.
+// CBOR codec for plain data (commands, queries, results, messages): validation, cbor-x's encoder, our strict decoder.
 //
-// Why the decoder scans before it decodes: cbor-x's tag handlers are global to
-// the module (so we cannot switch them off without changing them for every
-// other user of cbor-x in the process) and they do surprising things with
-// peer-sent tags — 0/1 build `Date`s, 27 calls the `RegExp`/`Error`
-// constructors (or `Object`, via `"constructor"`) with peer strings, 28/29
-// build shared references and cycles, 105/0xdfff define record structures
-// (compiled with `new Function` in the default build), 51/6 read packed-value
-// tables, 64–87 build typed arrays aliasing the input, any unknown tag
-// becomes a `Tag` object — and deep nesting overflows the stack. So `decode`
-// first walks the item headers without recursion and rejects anything our
-// encoder never produces: tags other than 2/3 (bignum), 258 (Set) and 259
-// (Map), indefinite lengths, simple values other than false/true/null/
-// undefined, nesting deeper than {@link MAX_DEPTH}, bignums longer than
-// {@link MAX_BIGINT_BYTES}, and lengths that run past the input. Only then
-// does cbor-x see the bytes, through a fresh `Decoder` with no record
-// structures, so nothing a peer sends survives into the next message.
+// Decoding is ours (decoder.ts: one pass that checks and builds, and accepts
+// only what the encoder writes); encoding is cbor-x's, after `inspect` has
+// checked that the value is plain data.
 
 // Not the package root: on Deno and Bun that entry loads the optional native
 // string extractor (cbor-extract), built against Node's V8, and the first
@@ -24,22 +11,11 @@
 // The no-eval build is a separate bundled copy with its own module state: no
 // native code, no `new Function`, and immune to `addExtension` or the
 // extractor being installed by other code importing "cbor-x".
-import { Decoder, Encoder } from "cbor-x/index-no-eval";
+import { Encoder } from "cbor-x/index-no-eval";
+import { decodeItem, MAX_BIGINT_BYTES, MAX_DEPTH } from "./decoder.ts";
 import { DecodeError, EncodingError } from "./errors.ts";
 
-/**
- * Deepest nesting of arrays, objects, `Map`s and `Set`s that `encode` accepts
- * and `decode` reads. It bounds the decoder's recursion, so a peer cannot
- * overflow the stack.
- */
-export const MAX_DEPTH = 256;
-
-/**
- * Largest magnitude, in bytes, of a bigint outside the 64-bit range (8192
- * bits). Decoding a bignum costs time quadratic in its length, so a peer must
- * not be able to send a megabyte-long one.
- */
-export const MAX_BIGINT_BYTES = 1024;
+export { MAX_BIGINT_BYTES, MAX_DEPTH };
 
 const ENCODER_OPTIONS = {
   // Records are cbor-x's private extension (tags 0xdfff/105) and need shared state.
@@ -146,8 +122,12 @@ export function encodeInspected(value: unknown, inspection: Inspection): Uint8Ar
  *
  * Only what {@link encode} produces is accepted; every other tag (dates,
  * regular expressions, errors, typed arrays, shared references, cbor-x
- * records) is rejected before anything is built. A map key `"__proto__"` is
- * stored by cbor-x as `"__proto_"`, so decoding never touches a prototype.
+ * records) is refused, and so are invalid UTF-8 and lengths that run past the
+ * input (before anything is allocated). A map key `"__proto__"` becomes the
+ * property `"__proto_"` (as cbor-x decodes it), so decoding never touches a
+ * prototype; a plain-map key that is a number, boolean, bigint, null or
+ * undefined becomes its string, and one that is a byte string or a container
+ * is refused.
  * Byte strings are copied out, so the result never aliases `bytes`.
  *
  * @param bytes the encoding
@@ -157,13 +137,13 @@ export function encodeInspected(value: unknown, inspection: Inspection): Uint8Ar
  */
 export function decode(bytes: Uint8Array): unknown {
   requireBytes(bytes);
-  const end = scanItem(bytes, 0);
+  const { value, end } = decodeItem(bytes, 0);
   if (end !== bytes.length) {
     throw new DecodeError(
       `Cannot decode value: ${bytes.length - end} trailing bytes after the CBOR item`,
     );
   }
-  return decodeRange(bytes, end);
+  return value;
 }
 
 /**
@@ -178,25 +158,13 @@ export function decode(bytes: Uint8Array): unknown {
  */
 export function decodePrefix(bytes: Uint8Array): { value: unknown; length: number } {
   requireBytes(bytes);
-  const end = scanItem(bytes, 0);
-  return { value: decodeRange(bytes, end), length: end };
+  const { value, end } = decodeItem(bytes, 0);
+  return { value, length: end };
 }
 
 function requireBytes(bytes: unknown): asserts bytes is Uint8Array {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError("Cannot decode value: input is not a Uint8Array");
-  }
-}
-
-function decodeRange(bytes: Uint8Array, end: number): unknown {
-  // A fresh plain view: cbor-x caches a DataView on its input object, and a
-  // Buffer input would make byte strings come back as Buffers.
-  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, end);
-  try {
-    // A fresh decoder per item: no record structures or flags carry over.
-    return new Decoder({ useRecords: false, copyBuffers: true }).decode(view);
-  } catch (err) {
-    throw new DecodeError(`Cannot decode value: ${messageOf(err)}`, { cause: err });
   }
 }
 
@@ -397,105 +365,4 @@ function whyNotPlain(value: object, proto: unknown): string {
     // An exotic object (e.g. a revoked proxy): fall through to the generic description.
   }
   return "an object with a non-plain prototype is not CBOR-encodable";
-}
-
-// ---------------------------------------------------------------------------
-// Pre-decode scan
-
-const TAG_CONTENT = new Map<number, { major: number; what: string }>([
-  [2, { major: 2, what: "a byte string" }],
-  [3, { major: 2, what: "a byte string" }],
-  [258, { major: 4, what: "an array" }],
-  [259, { major: 5, what: "a map" }],
-]);
-
-function malformed(detail: string): DecodeError {
-  return new DecodeError(`Cannot decode value: ${detail}`);
-}
-
-function truncated(): DecodeError {
-  return malformed("input ends inside a CBOR item");
-}
-
-/**
- * Walks the headers of the CBOR item starting at `start` without recursion
- * and returns where it ends; throws for anything `decode` must not pass to
- * cbor-x.
- */
-function scanItem(bytes: Uint8Array, start: number): number {
-  const end = bytes.length;
-  let pos = start;
-  // Items still to read in each open container; entry 0 is the top level.
-  const remaining: number[] = [1];
-  let expectedTag = -1;
-  while (remaining.length > 0) {
-    if (pos >= end) throw truncated();
-    const initial = bytes[pos++]!;
-    const major = initial >> 5;
-    const info = initial & 0x1f;
-    let arg: number;
-    if (info < 24) {
-      arg = info;
-    } else if (info < 28) {
-      const size = 1 << (info - 24);
-      if (end - pos < size) throw truncated();
-      arg = 0;
-      // Above 2^53 precision is lost, but such an argument is only compared
-      // against lengths and tag numbers that are far smaller.
-      for (let i = 0; i < size; i++) arg = arg * 256 + bytes[pos + i]!;
-      pos += size;
-    } else if (info === 31) {
-      throw malformed(
-        major >= 2 && major <= 5
-          ? "indefinite-length items are not supported"
-          : `unexpected break or indefinite marker 0x${initial.toString(16)}`,
-      );
-    } else {
-      throw malformed(`reserved initial byte 0x${initial.toString(16)}`);
-    }
-
-    if (expectedTag !== -1) {
-      const content = TAG_CONTENT.get(expectedTag)!;
-      if (major !== content.major) {
-        throw malformed(`CBOR tag ${expectedTag} must enclose ${content.what}`);
-      }
-      if (major === 2 && arg > MAX_BIGINT_BYTES) {
-        throw malformed(`bignum of ${arg} bytes exceeds the limit of ${MAX_BIGINT_BYTES}`);
-      }
-      expectedTag = -1;
-    }
-
-    let children = 0;
-    switch (major) {
-      case 0:
-      case 1:
-        break;
-      case 2:
-      case 3:
-        if (arg > end - pos) throw truncated();
-        pos += arg;
-        break;
-      case 4:
-      case 5:
-        children = major === 4 ? arg : arg * 2;
-        // Every item takes at least one byte, so a count beyond the input is a lie.
-        if (children > end - pos) throw truncated();
-        if (remaining.length > MAX_DEPTH) {
-          throw malformed(`nesting deeper than ${MAX_DEPTH} levels`);
-        }
-        break;
-      case 6:
-        if (!TAG_CONTENT.has(arg)) throw malformed(`unsupported CBOR tag ${arg}`);
-        expectedTag = arg;
-        // A tag and its content are one item: count it when the content is read.
-        continue;
-      default: // 7: floats and simple values
-        if (info < 20 || info === 24) throw malformed(`unsupported simple value ${arg}`);
-    }
-
-    remaining[remaining.length - 1]!--;
-    if (children > 0) remaining.push(children);
-    while (remaining.length > 0 && remaining[remaining.length - 1] === 0) remaining.pop();
-  }
-  return pos;
 }
