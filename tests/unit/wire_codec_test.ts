@@ -448,3 +448,24 @@ test("codec: decode wants a Uint8Array", () => {
   assertThrows(() => decode("a1" as unknown as Uint8Array), TypeError, "not a Uint8Array");
   assertThrows(() => decode(new ArrayBuffer(1) as unknown as Uint8Array), TypeError);
 });
+
+test("codec: property names survive the decoder's name cache (collisions, evictions, __proto__)", () => {
+  // More distinct names than the cache has slots, so slots collide and are reused.
+  const names = Array.from({ length: 6000 }, (_, i) => `n${(i * 7919) % 100_003}`);
+  const values = names.map((name, i) => ({ [name]: i, same: i }));
+  for (let round = 0; round < 2; round++) {
+    values.forEach((value, i) => assertEquals(decode(encode(value)), value, `${round}/${i}`));
+  }
+  for (let round = 0; round < 2; round++) {
+    const back = decode(hex("a1 69 5f5f70726f746f5f5f 01")) as Record<string, unknown>;
+    assertEquals(Object.keys(back), ["__proto_"]);
+    assertEquals(Object.getPrototypeOf(back), Object.prototype);
+  }
+  // A cached name is not confused with a longer or shorter one sharing its bytes.
+  assertEquals(decode(encode([{ ab: 1 }, { abc: 2 }, { a: 3 }, { ab: 4 }])), [
+    { ab: 1 },
+    { abc: 2 },
+    { a: 3 },
+    { ab: 4 },
+  ]);
+});
