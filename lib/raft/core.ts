@@ -614,6 +614,21 @@ export class RaftCore {
       term: m.term ?? this.#term,
       ...(this.#clusterId !== undefined ? { clusterId: this.#clusterId } : {}),
     } as RaftMessage;
+    if (full.type === "appendResponse" && full.success) {
+      // Acks are cumulative (the leader frees everything up to matchIndex): a later
+      // success to the same leader in the same term replaces one still queued, so
+      // a follower that handled several appends in one Ready sends one answer.
+      for (let i = this.#messages.length - 1; i >= 0; i--) {
+        const queued = this.#messages[i]!;
+        if (
+          queued.type === "appendResponse" && queued.success && queued.to === full.to &&
+          queued.term === full.term && queued.matchIndex <= full.matchIndex
+        ) {
+          this.#messages[i] = full;
+          return;
+        }
+      }
+    }
     this.#messages.push(full);
   }
 

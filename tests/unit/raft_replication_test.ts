@@ -386,3 +386,33 @@ test("raft: a follower whose log does not match still answers a commit-only appe
   assert(!answer.success);
   assertEquals(answer.rejectIndex, beyond);
 });
+
+test("raft: a follower that handles several appends in one Ready answers the leader once", () => {
+  const net = TestNet.withVoters(IDS, { maxEntriesPerMessage: 10, maxInflight: 8 });
+  net.elect("n1");
+  net.run(2);
+  net.core("n1").propose(Array.from({ length: 40 }, (_, i) => i));
+  net.process("n1");
+  const appends = net.queue.filter((m): m is AppendRequest => m.type === "append" && m.to === "n2");
+  assertEquals(appends.length, 4);
+  net.queue = net.queue.filter((m) => !appends.includes(m as AppendRequest));
+  // All four arrive before n2 drains its Ready (its store is busy with an earlier write).
+  for (const a of appends) net.core("n2").step(a);
+  net.process("n2");
+  const answers = net.queue.filter((m) => m.type === "appendResponse" && m.from === "n2");
+  assertEquals(answers.length, 1, "one cumulative answer");
+  assert(answers[0]!.type === "appendResponse" && answers[0]!.success);
+  assertEquals(answers[0]!.matchIndex, appends[3]!.entries.at(-1)!.index);
+  // That one answer frees the whole pipeline: everything commits everywhere.
+  net.deliver();
+  net.run(3);
+  const expected = Array.from({ length: 40 }, (_, i) => i);
+  for (const id of IDS) assertEquals(net.commands(id).slice(-40), expected, id);
+  // A rejection is never merged into a success, nor a success into a rejection.
+  const lone = net.core("n3");
+  lone.step({ ...appends[0]!, to: "n3", prevLogIndex: 10_000, prevLogTerm: appends[0]!.term });
+  lone.step({ ...appends[0]!, to: "n3" });
+  net.process("n3");
+  const fromN3 = net.queue.filter((m) => m.type === "appendResponse" && m.from === "n3");
+  assertEquals(fromN3.map((m) => m.type === "appendResponse" && m.success), [false, true]);
+});
