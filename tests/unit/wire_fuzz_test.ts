@@ -361,7 +361,8 @@ function assertSameBytes(ours: Uint8Array, theirs: Uint8Array, where: string): v
 function assertSameAsCborX(where: string, value: unknown): void {
   const ours = encode(value);
   assertSameBytes(ours, cborxBytes(value), where);
-  assertEquals(decode(ours), value, `${where}: round trip`);
+  // By re-encoding: deep equality is ambiguous for Maps with object keys (and Bun's fails on them).
+  assertSameBytes(encode(decode(ours)), ours, `${where}: round trip`);
 }
 
 const NodeBuffer = (globalThis as { Buffer?: { from(a: Uint8Array): Uint8Array } }).Buffer;
