@@ -1,43 +1,23 @@
-// CBOR codec for plain data (commands, queries, results, messages): validation, cbor-x's encoder, our strict decoder.
+// CBOR codec for plain data (commands, queries, results, messages): validation, our one-pass encoder, our strict decoder.
 //
-// Decoding is ours (decoder.ts: one pass that checks and builds, and accepts
-// only what the encoder writes); encoding is cbor-x's, after `inspect` has
-// checked that the value is plain data.
+// Both directions are ours: encoding (encoder.ts) checks and writes a value
+// in one walk, falling back to `inspect` here for the precise error when the
+// value is not plain data; decoding (decoder.ts) checks and builds in one walk
+// and accepts only what the encoder writes. cbor-x is no longer used at run
+// time; the tests compare both directions against it.
 
-// Not the package root: on Deno and Bun that entry loads the optional native
-// string extractor (cbor-extract), built against Node's V8, and the first
-// decode of an item of 140 bytes or more that holds a string kills the process
-// (Deno: "undefined symbol: _ZN2v87Isolate10GetCurrentEv"; Bun: a panic).
-// The no-eval build is a separate bundled copy with its own module state: no
-// native code, no `new Function`, and immune to `addExtension` or the
-// extractor being installed by other code importing "cbor-x".
-import { Encoder } from "cbor-x/index-no-eval";
 import { decodeItem, MAX_BIGINT_BYTES, MAX_DEPTH } from "./decoder.ts";
+import { encodeValue } from "./encoder.ts";
 import { DecodeError, EncodingError } from "./errors.ts";
 
 export { MAX_BIGINT_BYTES, MAX_DEPTH };
 
-const ENCODER_OPTIONS = {
-  // Records are cbor-x's private extension (tags 0xdfff/105) and need shared state.
-  useRecords: false,
-  // Uint8Array as a plain CBOR byte string, not tag 64.
-  tagUint8Array: false,
-  // Shortest map headers (cbor-x otherwise always writes a 16-bit count).
-  variableMapSize: true,
-} as const;
-
-const encoder = new Encoder({ ...ENCODER_OPTIONS });
-// cbor-x writes an integral number as a CBOR integer, and -0 is integral, so
-// it would come back as 0. Values holding a -0 go through an encoder that
-// writes every number as a float64 instead; they decode to the same numbers.
-const floatEncoder = new Encoder({ ...ENCODER_OPTIONS, alwaysUseFloat: true });
-
 const TWO_POW_64 = 1n << 64n;
 const BIGINT_LIMIT_BITS = BigInt(MAX_BIGINT_BYTES * 8);
 
-/** What validation learned about a value that encoding needs to know. @internal */
+/** What validation learned about a value. @internal */
 export interface Inspection {
-  /** The value contains a -0 somewhere, which needs the float encoding. */
+  /** The value contains a -0 somewhere (the encoder then writes every number as a float64). */
   readonly negativeZero: boolean;
 }
 
@@ -60,8 +40,9 @@ export function assertEncodable(value: unknown): void {
 }
 
 /**
- * Validates `value` like {@link assertEncodable} and reports what encoding
- * needs to know. @internal
+ * Validates `value` like {@link assertEncodable} and reports what it learned.
+ * This is the definition of what is encodable: the encoder (encoder.ts) runs
+ * it for the error whenever its own walk meets anything unusual. @internal
  *
  * @throws {EncodingError} naming the path of the first value that is not encodable
  */
@@ -96,24 +77,10 @@ export function inspect(value: unknown): Inspection {
  * @throws {EncodingError} when `value` is not encodable, naming the path of the bad part
  */
 export function encode(value: unknown): Uint8Array {
-  const view = encodeInspected(value, inspect(value));
+  const view = encodeValue(value);
   const out = new Uint8Array(view.byteLength);
   out.set(view);
   return out;
-}
-
-/**
- * Encodes a value already validated by {@link inspect}. The result is a view
- * into cbor-x's shared output buffer: copy it before keeping it. @internal
- *
- * @throws {EncodingError} when cbor-x itself fails (e.g. output over its 4 GiB buffer limit)
- */
-export function encodeInspected(value: unknown, inspection: Inspection): Uint8Array {
-  try {
-    return (inspection.negativeZero ? floatEncoder : encoder).encode(value);
-  } catch (err) {
-    throw new EncodingError("$", `cbor-x failed: ${messageOf(err)}`, { cause: err });
-  }
 }
 
 /**
@@ -166,10 +133,6 @@ function requireBytes(bytes: unknown): asserts bytes is Uint8Array {
   if (!(bytes instanceof Uint8Array)) {
     throw new TypeError("Cannot decode value: input is not a Uint8Array");
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 // ---------------------------------------------------------------------------

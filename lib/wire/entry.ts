@@ -2,7 +2,8 @@
 
 import { type LogEntry, SystemEntry, type SystemEntryBody } from "../../storage/types.ts";
 import { copyBytes } from "./bytes.ts";
-import { decode, encodeInspected, inspect } from "./codec.ts";
+import { decode } from "./codec.ts";
+import { encodeValue } from "./encoder.ts";
 import { DecodeError } from "./errors.ts";
 
 /** `kind` of an entry holding a user command. */
@@ -23,7 +24,7 @@ const KIND_SYSTEM = 1;
  * @throws {TypeError} when a system entry's body is malformed
  */
 export function encodeEntry<C>(entry: LogEntry<C>): Uint8Array {
-  // Copied into a plain Uint8Array (cbor-x may hand out a Buffer, whose slice() is a view).
+  // Copied out of the encoder's shared buffer.
   const view = encodeView(entry);
   const out = new Uint8Array(view.byteLength);
   out.set(view);
@@ -71,7 +72,7 @@ function remember<C>(entry: LogEntry<C>, bytes: Uint8Array): void {
   ENCODED.set(entry, { index: entry.index, term: entry.term, command: entry.command, bytes });
 }
 
-/** The encoding, as a view into cbor-x's shared buffer: copy it before the next encode. */
+/** The encoding, as a view into the encoder's shared buffer: copy it before the next encode. */
 function encodeView<C>(entry: LogEntry<C>): Uint8Array {
   const { index, term, command } = entry;
   if (!isPosition(index) || !isPosition(term)) {
@@ -82,19 +83,16 @@ function encodeView<C>(entry: LogEntry<C>): Uint8Array {
   // `+ 0` turns a -0 into 0, which is what every store should see.
   const at = index + 0;
   const of = term + 0;
-  let record: [number, number, number, unknown];
   if (command instanceof SystemEntry) {
     const body = systemBody(command.body);
     if (body === undefined) {
       throw new TypeError("Cannot encode entry: malformed system entry body");
     }
-    record = [at, of, KIND_SYSTEM, body];
-  } else {
-    record = [at, of, KIND_COMMAND, command];
+    return encodeValue(body, [at, of, KIND_SYSTEM]);
   }
-  // Validate the command alone so error paths read `$.field`, not `$[3].field`;
-  // the index and term added around it are checked above.
-  return encodeInspected(record, inspect(record[3]));
+  // The command is checked as the root so error paths read `$.field`, not
+  // `$[3].field`; the index and term written around it are checked above.
+  return encodeValue(command, [at, of, KIND_COMMAND]);
 }
 
 /**

@@ -1,6 +1,7 @@
 // Length-prefixed frames (u32 big-endian length ‖ payload) over byte streams, with a hard size limit.
 
-import { decode, encodeInspected, inspect } from "./codec.ts";
+import { decode } from "./codec.ts";
+import { encodeValue } from "./encoder.ts";
 import { DecodeError, FrameTooLargeError, TruncatedFrameError } from "./errors.ts";
 
 /** Bytes of the length prefix in front of every payload. */
@@ -305,8 +306,8 @@ export async function writeFrame(
  * @throws {FrameTooLargeError} when the encoding is over the limit
  */
 export function encodeMessage(value: unknown, options: FrameOptions = {}): Uint8Array {
-  // Straight from cbor-x's buffer into the frame: one copy instead of two.
-  return encodeFrame(encodeInspected(value, inspect(value)), options.maxFrameSize);
+  // Straight from the encoder's buffer into the frame: one copy instead of two.
+  return encodeFrame(encodeValue(value), options.maxFrameSize);
 }
 
 /**

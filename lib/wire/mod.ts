@@ -2,9 +2,10 @@
 
 /**
  * How mosaik puts data on the wire and in stores (DESIGN §6): plain data as
- * CBOR (cbor-x, records off, bigint-safe, a guarded decoder), messages in
- * frames of `u32 big-endian length ‖ payload` with a size limit, and the
- * entry codec stores use for log entries.
+ * CBOR (cbor-x's format with records off, bigint-safe, written and read by
+ * our own one-pass encoder and strict decoder), messages in frames of
+ * `u32 big-endian length ‖ payload` with a size limit, and the entry codec
+ * stores use for log entries.
  *
  * @example
  * ```ts

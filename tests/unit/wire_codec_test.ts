@@ -469,3 +469,46 @@ test("codec: property names survive the decoder's name cache (collisions, evicti
     { ab: 4 },
   ]);
 });
+
+test("codec: an array or Map with an own constructor property encodes like any other", () => {
+  // cbor-x wrote these as indefinite-length arrays, which decode refuses.
+  const array = Object.assign([1, 2], { constructor: "x" });
+  assertEquals(encode(array), hex("82 01 02"));
+  const map = Object.assign(new Map([[1, 2]]), { constructor: "x" });
+  assertEquals(encode(map), hex("d9 0103 a1 01 02"));
+  assertEquals(roundTrip({ constructor: "y" }), { constructor: "y" });
+});
+
+test("codec: a Map whose own size disagrees with its entries is refused, not mis-encoded", () => {
+  const map = Object.defineProperty(new Map([[1, 2]]), "size", { value: 2 });
+  assertThrows(() => encode(map), EncodingError, "read differently");
+  const set = Object.defineProperty(new Set([1]), "size", { value: 0 });
+  assertThrows(() => encode([set]), EncodingError, "read differently");
+});
+
+test("codec: an encode from inside an encode (an element getter) leaves the outer one intact", () => {
+  let inner: Uint8Array | undefined;
+  const array: unknown[] = [1];
+  Object.defineProperty(array, 1, {
+    get() {
+      inner = encode({ inner: "x".repeat(100) });
+      return "outer";
+    },
+    enumerable: true,
+  });
+  assertEquals(decode(encode(["a", array, "b"])), ["a", [1, "outer"], "b"]);
+  assertEquals(decode(inner!), { inner: "x".repeat(100) });
+});
+
+test("codec: a proxy of a plain object encodes through its traps", () => {
+  const proxy = new Proxy({ a: 1, b: [2] }, {});
+  assertEquals(roundTrip(proxy), { a: 1, b: [2] });
+});
+
+test("codec: encodes after a very large one are still right", () => {
+  const big = { s: "x".repeat(3 * 1024 * 1024), b: new Uint8Array(2 * 1024 * 1024).fill(1) };
+  assertEquals(roundTrip(big), big);
+  for (const value of [{ a: 1 }, [1, "two"], new Map([[1, new Set([2])]])]) {
+    assertEquals(roundTrip(value), value);
+  }
+});
