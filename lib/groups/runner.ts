@@ -2,6 +2,7 @@
 
 import { RaftCore } from "../raft/core.ts";
 import type {
+  EntryLookup,
   NodeId,
   RaftConfig,
   RaftEvent,
@@ -312,7 +313,7 @@ export class CoreRunner<M extends AnyStateMachine> {
     return fetched;
   }
 
-  async #apply(range: IndexRange, cached: ReadonlyMap<Index, LogEntry<unknown>>): Promise<void> {
+  async #apply(range: IndexRange, cached: EntryLookup): Promise<void> {
     const machine = this.#opts.machine;
     let batch: CommandOf<M>[] = [];
     let positions: Cursor[] = [];

@@ -8,6 +8,7 @@ import { Progress } from "./progress.ts";
 import type {
   AppendRequest,
   AppendResponse,
+  EntryLookup,
   HeartbeatRequest,
   HeartbeatResponse,
   Membership,
@@ -441,29 +442,26 @@ export class RaftCore {
   /** Drains everything the driver must do; see {@link Ready} for the order. */
   ready(): Ready & { resetLog?: true; lastEntryIndex: Index } {
     const { truncateFrom, entries } = this.log.takeUnstable();
-    let apply: Ready["apply"];
-    if (this.log.committed > this.log.applied) {
-      const range = { start: this.log.applied + 1, end: this.log.committed };
-      const map = new Map<Index, LogEntry<unknown>>();
-      for (let i = range.start; i <= range.end; i++) {
-        const e = this.log.entry(i);
-        if (e !== undefined) map.set(i, e);
-      }
-      apply = { range, entries: map };
-    }
-    const out: Ready & { resetLog?: true; lastEntryIndex: Index } = {
-      ...(this.#hardStateDirty ? { hardState: this.hardState() } : {}),
-      ...(truncateFrom !== undefined ? { truncateFrom } : {}),
-      ...(apply !== undefined ? { apply } : {}),
-      ...(this.#resetPending ? { resetLog: true as const } : {}),
+    const out: Mutable<Ready & { resetLog?: true; lastEntryIndex: Index }> = {
       entries,
       messages: this.#messages,
       readStates: this.#readStates,
       droppedReads: this.#droppedReads,
-      fetch: [...this.#fetch.values()],
+      fetch: this.#fetch.size === 0 ? [] : [...this.#fetch.values()],
       events: this.#events,
       lastEntryIndex: entries.length > 0 ? entries[entries.length - 1]!.index : 0,
     };
+    if (this.#hardStateDirty) out.hardState = this.hardState();
+    if (truncateFrom !== undefined) out.truncateFrom = truncateFrom;
+    if (this.log.committed > this.log.applied) {
+      const start = this.log.applied + 1;
+      const end = this.log.committed;
+      out.apply = {
+        range: { start, end },
+        entries: new HeldEntries(start, this.log.held(start, end)),
+      };
+    }
+    if (this.#resetPending) out.resetLog = true;
     this.#hardStateDirty = false;
     this.#resetPending = false;
     this.#messages = [];
@@ -1357,4 +1355,21 @@ class Leader implements RoleHandler {
 /** For tests: a message type guard. */
 export function isResponse(m: RaftMessage): m is VoteResponse | AppendResponse | HeartbeatResponse {
   return m.type === "voteResponse" || m.type === "appendResponse" || m.type === "heartbeatResponse";
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The entries of a Ready's apply range that the core held, by index. */
+class HeldEntries implements EntryLookup {
+  readonly #start: Index;
+  readonly #entries: readonly (LogEntry<unknown> | undefined)[];
+
+  constructor(start: Index, entries: readonly (LogEntry<unknown> | undefined)[]) {
+    this.#start = start;
+    this.#entries = entries;
+  }
+
+  get(index: Index): LogEntry<unknown> | undefined {
+    return this.#entries[index - this.#start];
+  }
 }

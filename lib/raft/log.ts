@@ -135,6 +135,20 @@ export class RaftLog {
     return i;
   }
 
+  /**
+   * The entries from `start` to `end` inclusive, in order, each the one
+   * {@link RaftLog.entry} gives (`undefined` where it is not in memory): one
+   * copy of the cache when it holds the whole range.
+   */
+  held(start: Index, end: Index): (LogEntry<unknown> | undefined)[] {
+    if (start >= this.#cacheStart && end <= this.#last) {
+      return this.#cache.slice(start - this.#cacheStart, end - this.#cacheStart + 1);
+    }
+    const out = new Array<LogEntry<unknown> | undefined>(end - start + 1);
+    for (let i = start; i <= end; i++) out[i - start] = this.entry(i);
+    return out;
+  }
+
   /** The entry at `i` if the core holds it in memory. */
   entry(i: Index): LogEntry<unknown> | undefined {
     if (i >= this.#cacheStart && i <= this.#last) return this.#cache[i - this.#cacheStart];

@@ -212,6 +212,11 @@ export type RejectReason =
   | "empty"
   | "removed";
 
+/** The entries of a range the core holds in memory, by index (`undefined`: read it from storage). */
+export interface EntryLookup {
+  get(index: Index): LogEntry<unknown> | undefined;
+}
+
 /**
  * Everything the core wants done, drained by `ready()`. The driver must, in
  * order: persist `hardState`, truncate from `truncateFrom`, append `entries`;
@@ -229,7 +234,7 @@ export interface Ready {
   /** Committed entries to apply, in order: the range, and those of them the core holds in memory. */
   readonly apply?: {
     readonly range: IndexRange;
-    readonly entries: ReadonlyMap<Index, LogEntry<unknown>>;
+    readonly entries: EntryLookup;
   };
   /** Reads that became serveable. */
   readonly readStates: readonly ReadState[];

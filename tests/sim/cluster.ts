@@ -4,6 +4,7 @@ import type { Index, IndexRange, Term } from "../../lib/primitives/cursor.ts";
 import { SeededRng } from "../../lib/primitives/rng.ts";
 import { type Accepted, InvariantError, RaftCore } from "../../lib/raft/core.ts";
 import type {
+  EntryLookup,
   NodeId,
   RaftConfig,
   RaftInit,
@@ -792,7 +793,7 @@ export class Cluster implements WorkloadTarget {
     if (!n.doomed) this.network.send(m, this.now);
   }
 
-  #apply(n: SimNode, range: IndexRange, entries: ReadonlyMap<Index, LogEntry<unknown>>): void {
+  #apply(n: SimNode, range: IndexRange, entries: EntryLookup): void {
     for (let i = range.start; i <= range.end; i++) {
       const e = entries.get(i) ?? n.storage.get(i);
       if (e === undefined) {
