@@ -42,6 +42,13 @@ export interface FramedStreamOptions {
    * connection with code 400 and the error's message as the reason.
    */
   onViolation?: (err: WireError) => void;
+  /**
+   * Turns a received payload into a message (default: the wire codec's
+   * `decode`). It must not keep `payload`, which may be a view of the
+   * transport's buffer, beyond what it returns; whatever it throws is a
+   * protocol violation (a `DecodeError` unless it is a `WireError`).
+   */
+  decode?: (payload: Uint8Array) => unknown;
 }
 
 /**
@@ -78,6 +85,7 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
   readonly #stream: Stream;
   #maxFrameSize: number;
   readonly #onViolation: ((err: WireError) => void) | undefined;
+  readonly #decode: (payload: Uint8Array) => unknown;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #decoder: FrameDecoder;
@@ -108,6 +116,7 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
     this.#decoder = new FrameDecoder({ maxFrameSize: this.#maxFrameSize });
     this.#stream = stream;
     this.#onViolation = options.onViolation;
+    this.#decode = options.decode ?? decode;
     this.#reader = stream.readable.getReader();
     try {
       this.#writer = stream.writable.getWriter();
@@ -263,7 +272,7 @@ export class FramedStream<T = unknown> implements AsyncDisposable {
           throw this.#violation(new FrameTooLargeError(payload.byteLength, this.#maxFrameSize));
         }
         try {
-          return { done: false, value: decode(payload) as T };
+          return { done: false, value: this.#decode(payload) as T };
         } catch (err) {
           throw this.#violation(err);
         }

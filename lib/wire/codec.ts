@@ -103,14 +103,7 @@ export function encode(value: unknown): Uint8Array {
  * @throws {TypeError} when `bytes` is not a `Uint8Array`
  */
 export function decode(bytes: Uint8Array): unknown {
-  requireBytes(bytes);
-  const { value, end } = decodeItem(bytes, 0);
-  if (end !== bytes.length) {
-    throw new DecodeError(
-      `Cannot decode value: ${bytes.length - end} trailing bytes after the CBOR item`,
-    );
-  }
-  return value;
+  return decodeWhole(bytes, false);
 }
 
 /**
@@ -127,6 +120,28 @@ export function decodePrefix(bytes: Uint8Array): { value: unknown; length: numbe
   requireBytes(bytes);
   const { value, end } = decodeItem(bytes, 0);
   return { value, length: end };
+}
+
+/**
+ * Decodes like {@link decode}, except that byte strings are views of `bytes`,
+ * not copies: for a caller that copies out every byte string it keeps, and
+ * does not hand the value to user code. @internal
+ *
+ * @throws like {@link decode}
+ */
+export function decodeViews(bytes: Uint8Array): unknown {
+  return decodeWhole(bytes, true);
+}
+
+function decodeWhole(bytes: Uint8Array, byteViews: boolean): unknown {
+  requireBytes(bytes);
+  const { value, end } = decodeItem(bytes, 0, byteViews);
+  if (end !== bytes.length) {
+    throw new DecodeError(
+      `Cannot decode value: ${bytes.length - end} trailing bytes after the CBOR item`,
+    );
+  }
+  return value;
 }
 
 function requireBytes(bytes: unknown): asserts bytes is Uint8Array {

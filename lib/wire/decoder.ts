@@ -45,6 +45,8 @@ export const MAX_BIGINT_BYTES = 1024;
 let src: Uint8Array = new Uint8Array(0);
 let pos = 0;
 let end = 0;
+/** Byte strings as views of `src` instead of copies (internal callers only). */
+let views = false;
 
 /** The last header read: its major type, additional info and argument. */
 let major = 0;
@@ -79,16 +81,23 @@ function truncated(): DecodeError {
 /**
  * Decodes the CBOR item at `offset` in `bytes`.
  *
+ * @param byteViews byte strings as views of `bytes` rather than copies (for a
+ *   caller that copies out what it keeps)
  * @returns the value and the offset just past the item
  * @throws {DecodeError} for anything outside what the module comment lists
  */
 export function decodeItem(
   bytes: Uint8Array,
   offset: number,
+  byteViews = false,
 ): { value: unknown; end: number } {
-  src = bytes;
+  // Read through a plain Uint8Array, so that slice() copies (a Buffer's is a view).
+  src = Object.getPrototypeOf(bytes) === Uint8Array.prototype
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   pos = offset;
   end = bytes.length;
+  views = byteViews;
   try {
     const value = item(0);
     return { value, end: pos };
@@ -200,10 +209,8 @@ function byteString(): Uint8Array {
   if (length > end - pos) throw truncated();
   const start = pos;
   pos += length;
-  // A plain Uint8Array of its own, even when the input is a Buffer.
-  const out = new Uint8Array(length);
-  out.set(src.subarray(start, pos));
-  return out;
+  // A copy with a buffer of its own (`src` is a plain Uint8Array), unless views were asked for.
+  return views ? src.subarray(start, pos) : src.slice(start, pos);
 }
 
 function textString(): string {

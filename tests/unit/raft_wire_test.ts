@@ -3,6 +3,7 @@
 import { test } from "../harness.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { raftFromWire, raftToWire } from "../../lib/groups/raft_wire.ts";
+import { decodeBondFrame } from "../../lib/groups/bond/bond.ts";
 import { decode, encode } from "../../lib/wire/codec.ts";
 import { entryBytes } from "../../lib/wire/entry.ts";
 import type { AppendRequest } from "../../lib/raft/types.ts";
@@ -44,4 +45,30 @@ test("raft wire: noReply other than true, or a message not between the bond's pe
   }
   assertEquals(raftFromWire(overTheWire(append), "c", "b"), undefined);
   assertEquals(raftFromWire(overTheWire(append), "a", "c"), undefined);
+});
+
+test("raft wire: a bond decodes Raft frames with entry views, copied out once; other frames with copies", () => {
+  const payload = encode({ t: "raft", m: raftToWire(append) });
+  const raw = decodeBondFrame(payload) as { m: { entries: Uint8Array[] } };
+  // The entries are views of the frame...
+  assert(raw.m.entries.every((e) => e.buffer === payload.buffer), "views of the frame");
+  const back = raftFromWire(raw.m, "a", "b");
+  assert(back?.type === "append");
+  // ...and raftFromWire copies each out: overwriting the frame changes nothing it returned.
+  const before = back.entries.map((e) => entryBytes(e).slice());
+  payload.fill(0);
+  assertEquals(back.entries.map((e) => entryBytes(e)), before);
+  assertEquals(back.entries, append.entries);
+  // A frame that is not a Raft message (it may carry user data) gets byte strings of its own.
+  const user = encode({ t: "forward", commands: [{ blob: new Uint8Array([1, 2, 3]) }] });
+  const forwarded = decodeBondFrame(user) as { commands: { blob: Uint8Array }[] };
+  const blob = forwarded.commands[0]!.blob;
+  assert(blob.buffer !== user.buffer && blob.byteOffset === 0, "a copy with its own buffer");
+  user.fill(0);
+  assertEquals([...blob], [1, 2, 3]);
+  // Not fooled by a "raft" that is not the first key.
+  const other = decodeBondFrame(encode({ m: { b: new Uint8Array([9]) }, t: "raft" })) as {
+    m: { b: Uint8Array };
+  };
+  assertEquals(other.m.b.byteOffset, 0);
 });

@@ -307,3 +307,23 @@ test("framed messages over a memory connection, both ways", async () => {
   assertEquals(await client.receive(), { a: 42 });
   assertEquals(await client.receive(), undefined);
 });
+
+test("a custom decode turns payloads into messages; what it throws is a violation", async () => {
+  const peer = fakeStream();
+  const seen: number[] = [];
+  const framed = new FramedStream(peer.stream, {
+    decode: (payload) => {
+      seen.push(payload.length);
+      if (payload[0] === 0xf6) throw new Error("no nulls here");
+      return { length: payload.length };
+    },
+    onViolation: () => {},
+  });
+  peer.feed(encodeMessage("abc"));
+  peer.feed(encodeMessage(null));
+  assertEquals(await framed.receive(), { length: 4 });
+  const err = await assertRejects(() => framed.receive(), DecodeError);
+  assert(err.cause instanceof Error && err.cause.message === "no nulls here", "keeps the cause");
+  assertEquals(seen, [4, 1]);
+  assertEquals(peer.resets, [400]);
+});

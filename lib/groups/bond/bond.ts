@@ -44,6 +44,7 @@ import {
   type Stream,
 } from "../../../transport/types.ts";
 import { assertEncodable, FrameTooLargeError, WireError } from "../../wire/mod.ts";
+import { decode, decodeViews } from "../../wire/codec.ts";
 import { GroupId, type NetworkId, PeerId } from "../../primitives/ids.ts";
 import type { Rng } from "../../primitives/rng.ts";
 import type { Identity } from "../../network/identity.ts";
@@ -129,10 +130,27 @@ export function channelOf(conn: Connection, stream: Stream): BondChannel {
   return {
     stream: new FramedStream<unknown>(stream, {
       onViolation: (err) => abort(CloseCode.ProtocolViolation, err.message),
+      decode: decodeBondFrame,
     }),
     connectionClosed: conn.closed,
     abort,
   };
+}
+
+/** The first bytes of every Raft message's frame: `{ t: "raft", m }` (a map of 2, "t", "raft"). */
+const RAFT_FRAME = Uint8Array.of(0xa2, 0x61, 0x74, 0x64, 0x72, 0x61, 0x66, 0x74);
+
+/**
+ * Decodes a bond frame. A Raft message's only byte strings are log entries,
+ * which `raftFromWire` copies out at once, so its byte strings are views of
+ * the frame, not copies of their own (one allocation per entry fewer: ~0.4
+ * µs each on Deno). Every other frame may carry user data and is decoded
+ * with copies. @internal
+ */
+export function decodeBondFrame(payload: Uint8Array): unknown {
+  let raft = payload.length > RAFT_FRAME.length;
+  for (let i = 0; raft && i < RAFT_FRAME.length; i++) raft = payload[i] === RAFT_FRAME[i];
+  return raft ? decodeViews(payload) : decode(payload);
 }
 
 /** What the dialer needs: {@link openBond}. */
