@@ -186,7 +186,11 @@ export interface GroupMetrics {
   readonly proposals: number;
   /**
    * Commands this node's handles submitted that failed after validation:
-   * `OfflineError`, `CommandLostError`, an aborted wait, a closed group.
+   * `OfflineError`, `CommandLostError`, an aborted wait, a closed group. A
+   * command that a leader accepted and that then failed (lost to a leader
+   * change, or its wait for commit aborted) counts here and in
+   * {@link GroupMetrics.proposals}, so `proposals - proposalsFailed` is not
+   * the number that succeeded.
    */
   readonly proposalsFailed: number;
   /**
