@@ -4,6 +4,7 @@ import type { Cursor, Index, IndexRange, Term } from "../lib/primitives/cursor.t
 import { EncodingError } from "../lib/wire/errors.ts";
 import { entryBytes } from "../lib/wire/entry.ts";
 import { decodeStoredEntry, type EncodedEntry } from "./bun_sqlite.ts";
+import { checkBatch } from "./_checks.ts";
 import {
   pack,
   type PackedEntries,
@@ -144,19 +145,34 @@ export class BunSqliteWorkerStore<C = unknown> implements Storage<C> {
    *
    * @throws {RangeError} when the batch does not start at `last().index + 1`, is not contiguous or lowers the term
    * @throws {TypeError} when an index or term is not a number
-   * @throws {EncodingError} when a command is not CBOR-encodable (nothing is sent to the thread)
+   * @throws {EncodingError} when a command is not CBOR-encodable (after the positions are checked, as by `BunSqliteLogStore`; nothing is written)
    * @throws {Error} when the store is closed
    */
   async append(entries: readonly LogEntry<C>[]): Promise<void> {
     if (entries.length === 0) return this.#whenOpen("append");
     const records: EncodedEntry[] = [];
     let positioned = true;
+    let unencodable: { error: unknown } | undefined;
     for (const e of entries) {
       // A bad index or term is not encoded: the thread's checks refuse the batch with the
       // store's own error before anything is written.
       const ok = isPosition(e.index) && isPosition(e.term);
       positioned &&= ok;
-      records.push({ index: e.index, term: e.term, bytes: ok ? entryBytes(e) : NO_BYTES });
+      let bytes: Uint8Array = NO_BYTES;
+      if (ok && unencodable === undefined) {
+        try {
+          bytes = entryBytes(e);
+        } catch (error) {
+          unencodable = { error };
+        }
+      }
+      records.push({ index: e.index, term: e.term, bytes });
+    }
+    if (unencodable !== undefined) {
+      // BunSqliteLogStore checks the positions before it encodes: a batch that is wrong in
+      // both ways fails with its RangeError here too. Nothing is written either way.
+      checkBatch(await this.#call("last", []) as Cursor, records);
+      throw unencodable.error;
     }
     if (!positioned) {
       await this.#call("appendEncoded", [records]);

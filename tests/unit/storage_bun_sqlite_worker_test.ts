@@ -81,6 +81,42 @@ if (runtime === "bun") {
       await store.close();
     }));
 
+  test("BunSqliteWorkerStore: a batch wrong in position and encoding fails as in BunSqliteLogStore", () =>
+    withDir(async (dir) => {
+      const worker = await BunSqliteWorkerStore.open(join(dir, "worker.db"));
+      const direct = BunSqliteLogStore.open(join(dir, "direct.db"));
+      try {
+        const bad = { at: new Date(0) };
+        // Wrong start and unencodable: the position is reported first by both.
+        const both = [{ index: 2, term: 1, command: "x" }, { index: 3, term: 1, command: bad }];
+        let directError: unknown;
+        try {
+          direct.append(both);
+        } catch (err) {
+          directError = err;
+        }
+        assert(directError instanceof RangeError, "BunSqliteLogStore: RangeError first");
+        const workerError = await assertRejects(() => worker.append(both));
+        assert(workerError instanceof RangeError, `worker: ${String(workerError)}`);
+        assertEquals(workerError.message, directError.message);
+        // Right position, unencodable: EncodingError from both, and nothing written.
+        const encoding = [{ index: 1, term: 1, command: "x" }, { index: 2, term: 1, command: bad }];
+        await assertRejects(() => worker.append(encoding), EncodingError);
+        let second: unknown;
+        try {
+          direct.append(encoding);
+        } catch (err) {
+          second = err;
+        }
+        assert(second instanceof EncodingError, "BunSqliteLogStore: EncodingError");
+        assertEquals(await worker.last(), { term: 0, index: 0 });
+        assertEquals(direct.last(), { term: 0, index: 0 });
+      } finally {
+        await worker.close();
+        direct.close();
+      }
+    }));
+
   test("BunSqliteWorkerStore: the same file as BunSqliteLogStore, both ways", () =>
     withDir(async (dir) => {
       const path = join(dir, "log.db");
