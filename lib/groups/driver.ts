@@ -300,6 +300,7 @@ export class GroupDriver<M extends AnyStateMachine> {
       machine: opts.definition.machine,
       storage: opts.definition.storage,
       owner: { group: opts.definition.groupId.toHex(), member: opts.self.toHex() },
+      // `t` first: the bond recognizes Raft frames by that prefix (bond.ts, RAFT_FRAME).
       send: (to, m) => void opts.link.send(to, { t: "raft", m: raftToWire(m) }),
       onEvents: (events) => {
         if (ref.driver !== undefined) ref.driver.#onEvents(events);

@@ -33,16 +33,26 @@
 
 import { DecodeError } from "./errors.ts";
 
-/** Deepest nesting of arrays and maps (tags add none); shared with the encoder. */
+/**
+ * Deepest nesting of arrays, objects, `Map`s and `Set`s that `encode` accepts
+ * and `decode` reads (tags add none). It bounds the decoder's recursion, so a
+ * peer cannot overflow the stack.
+ */
 export const MAX_DEPTH = 256;
 
-/** Longest bignum magnitude in bytes; shared with the encoder. */
+/**
+ * Largest magnitude, in bytes, of a bigint outside the 64-bit range (8192
+ * bits). Decoding a bignum costs time quadratic in its length, so a peer must
+ * not be able to send a megabyte-long one.
+ */
 export const MAX_BIGINT_BYTES = 1024;
+
+const EMPTY = new Uint8Array(0);
 
 // The state of the one decode in progress. Decoding never calls code that
 // could decode again (no getters, no user callbacks), so module state is safe
 // and saves passing it through every call.
-let src: Uint8Array = new Uint8Array(0);
+let src: Uint8Array = EMPTY;
 let pos = 0;
 let end = 0;
 /** Byte strings as views of `src` instead of copies (internal callers only). */
@@ -106,8 +116,6 @@ export function decodeItem(
     src = EMPTY;
   }
 }
-
-const EMPTY = new Uint8Array(0);
 
 /** Reads one header into `major`, `info` and `arg`. */
 function header(): void {
@@ -266,13 +274,10 @@ function keyString(): string {
       return known.name;
     }
   }
-  const name = textString();
-  const safe = name === "__proto__" ? "__proto_" : name;
-  // A copy: `src` may be a Buffer, whose slice() is a view.
-  const bytes = new Uint8Array(length);
-  bytes.set(s.subarray(start, start + length));
-  KEYS[slot] = { bytes, name: safe };
-  return safe;
+  const name = propertyName(textString());
+  // A copy (`src` is always a plain Uint8Array): the input may be reused after the decode.
+  KEYS[slot] = { bytes: s.slice(start, start + length), name };
+  return name;
 }
 
 /** What a plain-map key becomes as a property name (as cbor-x makes it). */

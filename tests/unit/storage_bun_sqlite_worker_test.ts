@@ -8,7 +8,7 @@ import { BunSqliteWorkerStore } from "../../storage/bun_sqlite_worker.ts";
 import { StoreLockedError, StoreOwnerError } from "../../storage/errors.ts";
 import { type LogEntry, type Storage, SystemEntry } from "../../storage/types.ts";
 import { EncodingError } from "../../lib/wire/errors.ts";
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../assert.ts";
 import { runStorageConformance } from "../conformance/storage.ts";
 import { runtime, test } from "../harness.ts";
 
@@ -89,26 +89,14 @@ if (runtime === "bun") {
         const bad = { at: new Date(0) };
         // Wrong start and unencodable: the position is reported first by both.
         const both = [{ index: 2, term: 1, command: "x" }, { index: 3, term: 1, command: bad }];
-        let directError: unknown;
-        try {
-          direct.append(both);
-        } catch (err) {
-          directError = err;
-        }
-        assert(directError instanceof RangeError, "BunSqliteLogStore: RangeError first");
+        const directError = assertThrows(() => direct.append(both), RangeError);
         const workerError = await assertRejects(() => worker.append(both));
         assert(workerError instanceof RangeError, `worker: ${String(workerError)}`);
         assertEquals(workerError.message, directError.message);
         // Right position, unencodable: EncodingError from both, and nothing written.
         const encoding = [{ index: 1, term: 1, command: "x" }, { index: 2, term: 1, command: bad }];
         await assertRejects(() => worker.append(encoding), EncodingError);
-        let second: unknown;
-        try {
-          direct.append(encoding);
-        } catch (err) {
-          second = err;
-        }
-        assert(second instanceof EncodingError, "BunSqliteLogStore: EncodingError");
+        assertThrows(() => direct.append(encoding), EncodingError);
         assertEquals(await worker.last(), { term: 0, index: 0 });
         assertEquals(direct.last(), { term: 0, index: 0 });
       } finally {
